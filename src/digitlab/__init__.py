@@ -1,0 +1,32 @@
+"""digitlab: the classic first Keras network on MNIST, as software you can trust.
+
+Heavy modules (Keras, JAX) are imported only by the functions that need them, so importing
+`digitlab` and running `digitlab --help` stay fast.
+"""
+
+from digitlab.config import TrainingConfig
+from digitlab.errors import (
+    BackendError,
+    ChecksumError,
+    ConfigError,
+    DataUnavailableError,
+    DigitlabError,
+    IdxFormatError,
+    RunFolderError,
+    UnknownDatasetError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "ChecksumError",
+    "ConfigError",
+    "DataUnavailableError",
+    "DigitlabError",
+    "IdxFormatError",
+    "RunFolderError",
+    "TrainingConfig",
+    "UnknownDatasetError",
+    "__version__",
+]

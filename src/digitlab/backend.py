@@ -1,0 +1,67 @@
+"""Choose the Keras backend before Keras is imported, and import Keras lazily.
+
+Keras reads `KERAS_BACKEND` once, at import. digitlab defaults to JAX (the fastest backend on CPU
+here), honours a `KERAS_BACKEND` the user set, and lets `--backend` override both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+from digitlab.errors import BackendError, ConfigError
+
+BACKENDS = ("jax", "tensorflow", "torch")
+DEFAULT_BACKEND = "jax"
+# The package each backend needs, and the extra that installs it.
+_BACKEND_PACKAGES = {"jax": ("jax", "digitlab"), "tensorflow": ("tensorflow", "digitlab[tensorflow]"),
+                     "torch": ("torch", "digitlab[torch]")}
+
+
+def select_backend(requested: str | None = None) -> str:
+    """Set the backend Keras will use: `requested`, else $KERAS_BACKEND, else JAX.
+
+    Raises:
+        ConfigError: unknown backend name.
+        BackendError: its package is not installed, or Keras is already running another backend.
+    """
+    chosen = requested or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    if chosen not in BACKENDS:
+        origin = "--backend" if requested else "KERAS_BACKEND"
+        raise ConfigError(f"unknown Keras backend {chosen!r} (from {origin}); choose one of: {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        active = sys.modules["keras"].backend.backend()
+        if active != chosen:
+            raise BackendError(f"Keras is already running on {active} in this process; "
+                               f"start a new process with KERAS_BACKEND={chosen} to use {chosen}")
+        return active
+    package, extra = _BACKEND_PACKAGES[chosen]
+    if importlib.util.find_spec(package) is None:
+        raise BackendError(f"the {chosen} backend needs the package {package!r}, which is not installed; "
+                           f"run `pip install '{extra}'` (or choose --backend jax)")
+    os.environ["KERAS_BACKEND"] = chosen
+    return chosen
+
+
+def import_keras(requested: str | None = None) -> ModuleType:
+    """Select the backend, then import and return `keras`."""
+    select_backend(requested)
+    import keras
+
+    return keras
+
+
+def versions(backend: str) -> dict[str, str]:
+    """Versions of Python and of the packages that decide a run's numbers on `backend`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    backend_packages = {"jax": ("jax", "jaxlib"), "tensorflow": ("tensorflow",), "torch": ("torch",)}
+    found = {"python": sys.version.split()[0]}
+    for package in ("digitlab", "keras", "numpy", *backend_packages.get(backend, ())):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found

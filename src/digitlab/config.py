@@ -1,0 +1,94 @@
+"""Training settings as one frozen dataclass. The defaults are the tutorial's recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from digitlab.errors import ConfigError, UnknownDatasetError
+
+DATASET_NAMES = ("mnist", "fashion-mnist")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "silu", "leaky_relu")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that decides what a training run computes."""
+
+    # Data set to train on: "mnist" (the tutorial's) or "fashion-mnist".
+    dataset: str = "mnist"
+    # Passes over the 60,000 training images. The tutorial: 5.
+    epochs: int = 5
+    # Images per gradient step. The tutorial: 64.
+    batch_size: int = 64
+    # Width of each hidden Dense layer, in order. The tutorial: one layer of 512.
+    hidden_units: tuple[int, ...] = (512,)
+    # Activation of the hidden layers (a Keras activation name). The tutorial: relu.
+    activation: str = "relu"
+    # Dropout rate after each hidden layer; 0 adds no Dropout layer. The tutorial: none.
+    dropout: float = 0.0
+    # Keras optimizer name. The tutorial: adam.
+    optimizer: str = "adam"
+    # Optimizer learning rate. Keras's Adam default, which the tutorial uses: 0.001.
+    learning_rate: float = 0.001
+    # Fraction of the training images held out for validation each epoch. The tutorial: 0.
+    validation_split: float = 0.0
+    # Seed of weight initialisation, shuffling and dropout: same seed, same result on one machine.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASET_NAMES:
+            raise UnknownDatasetError(
+                f"unknown data set {self.dataset!r}; choose one of: {', '.join(DATASET_NAMES)}"
+            )
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                flag = name.replace("_", "-")
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}; pass e.g. --{flag} 5")
+        # Accept any sequence (a list from JSON, say) but store a tuple so the config stays hashable.
+        units = tuple(self.hidden_units) if not isinstance(self.hidden_units, (str, int)) else None
+        if not units or any(isinstance(u, bool) or not isinstance(u, int) or u <= 0 for u in units):
+            raise ConfigError(
+                f"hidden_units must be one or more positive whole numbers, got {self.hidden_units!r}; "
+                "pass e.g. --hidden-units 512 or --hidden-units 512,256"
+            )
+        object.__setattr__(self, "hidden_units", units)
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not _is_number(self.learning_rate) or not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
+            raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not _is_number(self.validation_split) or not 0.0 <= self.validation_split < 1.0:
+            raise ConfigError(f"validation_split must be in [0, 1), got {self.validation_split!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (tuples become lists)."""
+        values = dataclasses.asdict(self)
+        values["hidden_units"] = list(self.hidden_units)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        """Rebuild a config saved by `to_dict`; unknown keys are an error, not silently dropped."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def short_name(self) -> str:
+        """A few words for run-folder names, e.g. 'mnist-512-e5-b64-s0'."""
+        units = "x".join(str(u) for u in self.hidden_units)
+        return f"{self.dataset}-{units}-e{self.epochs}-b{self.batch_size}-s{self.seed}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,176 @@
+"""Train a network on a data set and save everything about the run into a new run folder.
+
+Pipeline order: prepare data, build, compile, fit, evaluate on the test set, save.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from digitlab import datasets, preprocess, runs
+from digitlab.backend import import_keras, select_backend, versions
+from digitlab.config import TrainingConfig
+from digitlab.models import build_model
+from digitlab.sources import ProgressCallback
+
+# Batches run per compiled call on backends that support it. It changes no arithmetic (the same
+# updates in the same order) but saves Python overhead per batch: measured 7.8 s -> 5.6 s of `fit`
+# for the tutorial's 5 epochs on JAX on 2 cores. PyTorch's Keras trainer only allows 1.
+STEPS_PER_EXECUTION = {"jax": 16, "tensorflow": 16, "torch": 1}
+# Evaluation batch: big batches are faster and give the same loss and accuracy.
+EVALUATION_BATCH_SIZE = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    """What `train` returns."""
+
+    # The run folder everything was saved into.
+    run_dir: Path
+    # The contents of metrics.json.
+    metrics: dict[str, Any]
+    # Per-epoch Keras history (loss, accuracy, val_loss, ...), as saved in history.csv.
+    history: dict[str, list[float]]
+
+    @property
+    def interrupted(self) -> bool:
+        return self.metrics["status"] == "interrupted"
+
+
+def train(config: TrainingConfig | None = None, run_dir: str | Path | None = None,
+          runs_root: str | Path = runs.DEFAULT_RUNS_ROOT, backend: str | None = None,
+          data_root: str | Path | None = None, from_dir: str | Path | None = None,
+          verbose: int = 1, callbacks: Sequence[Any] = (),
+          progress: ProgressCallback | None = None) -> TrainingResult:
+    """Train `config` (the tutorial's recipe by default) and save the run.
+
+    Args:
+        config: what to train; `TrainingConfig()` is the tutorial.
+        run_dir: folder for this run; must be new or empty. Default: runs_root/<timestamp>-<name>.
+        backend: Keras backend ("jax", "tensorflow", "torch"); default $KERAS_BACKEND, else jax.
+        data_root: data cache root (default: see `datasets.data_root`).
+        from_dir: a local folder to take the data set's files from if they are not cached.
+        verbose: Keras `fit` verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+        callbacks: extra Keras callbacks.
+        progress: called while data is fetched (see `sources.ProgressCallback`).
+
+    Ctrl-C during `fit` stops training, keeps the model trained so far, evaluates it and marks
+    the run "interrupted".
+    """
+    config = config or TrainingConfig()
+    # Fail on a taken run folder before any slow work, and write nothing.
+    if run_dir is not None:
+        runs.check_run_dir_free(run_dir)
+    backend_name = select_backend(backend)
+
+    # --- prepare data -----------------------------------------------------------------------
+    started = time.perf_counter()
+    (train_images, train_labels), (test_images, test_labels) = datasets.load(
+        config.dataset, root=data_root, from_dir=from_dir, progress=progress)
+    training_inputs = preprocess.prepare_images(train_images)  # (60000, 784) float32 in [0, 1]
+    training_targets = preprocess.one_hot(train_labels)  # (60000, 10) float32
+    test_inputs = preprocess.prepare_images(test_images)  # (10000, 784)
+    test_targets = preprocess.one_hot(test_labels)  # (10000, 10)
+    data_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    keras = import_keras(backend_name)
+    import_seconds = time.perf_counter() - started
+
+    run_path = runs.create_run_dir(run_dir, config.short_name(), runs_root)
+    runs.write_json(run_path / runs.CONFIG_FILE, {
+        "training": config.to_dict(),
+        "backend": backend_name,
+        "input_shape": list(training_inputs.shape[1:]),
+        "class_names": list(datasets.get_spec(config.dataset).class_names),
+        "data": {"dataset": config.dataset, "checksums": datasets.get_spec(config.dataset).checksums},
+        "versions": versions(backend_name),
+        "created_at": _now(),
+    })
+
+    # --- build and compile --------------------------------------------------------------------
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config, input_size=training_inputs.shape[1], backend=backend_name)
+    model.compile(
+        loss="categorical_crossentropy",
+        optimizer=keras.optimizers.get({"class_name": config.optimizer,
+                                        "config": {"learning_rate": config.learning_rate}}),
+        metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION[backend_name],
+    )
+
+    # --- train ------------------------------------------------------------------------------
+    recorder = _EpochRecorder(keras)
+    interrupted = False
+    started = time.perf_counter()
+    try:
+        model.fit(training_inputs, training_targets, epochs=config.epochs, batch_size=config.batch_size,
+                  validation_split=config.validation_split, shuffle=True, verbose=verbose,
+                  callbacks=[recorder, *callbacks])
+    except KeyboardInterrupt:
+        interrupted = True
+    fit_seconds = time.perf_counter() - started
+
+    # --- evaluate on the unseen test images ---------------------------------------------------
+    started = time.perf_counter()
+    test = model.evaluate(test_inputs, test_targets, batch_size=EVALUATION_BATCH_SIZE, verbose=0, return_dict=True)
+    evaluate_seconds = time.perf_counter() - started
+
+    # --- save -------------------------------------------------------------------------------
+    history = recorder.history
+    epochs_completed = len(recorder.epoch_seconds)
+    training_samples = int(len(training_inputs) * (1 - config.validation_split))
+    metrics: dict[str, Any] = {
+        "status": "interrupted" if interrupted else "finished",
+        "epochs_completed": epochs_completed,
+        "test_loss": float(test["loss"]),
+        "test_accuracy": float(test["accuracy"]),
+        "train_loss": history["loss"][-1] if epochs_completed else None,
+        "train_accuracy": history["accuracy"][-1] if epochs_completed else None,
+    }
+    if "val_accuracy" in history:
+        metrics["val_loss"], metrics["val_accuracy"] = history["val_loss"][-1], history["val_accuracy"][-1]
+    metrics.update({
+        "fit_seconds": round(fit_seconds, 4),
+        "epoch_seconds": [round(seconds, 4) for seconds in recorder.epoch_seconds],
+        "samples_per_second": round(training_samples * epochs_completed / fit_seconds, 1) if epochs_completed else 0.0,
+        "data_seconds": round(data_seconds, 4),
+        "import_seconds": round(import_seconds, 4),
+        "evaluate_seconds": round(evaluate_seconds, 4),
+        "backend": backend_name,
+        "finished_at": _now(),
+    })
+    runs.write_history(run_path / runs.HISTORY_FILE, history)
+    model.save(run_path / runs.MODEL_FILE)
+    runs.write_json(run_path / runs.METRICS_FILE, metrics)  # last: its presence marks a complete run
+    return TrainingResult(run_path, metrics, history)
+
+
+def _EpochRecorder(keras):
+    """A Keras callback recording each epoch's logs and wall time (kept even when fit is interrupted)."""
+
+    class EpochRecorder(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.history: dict[str, list[float]] = {}
+            self.epoch_seconds: list[float] = []
+            self._epoch_started = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch_started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_seconds.append(time.perf_counter() - self._epoch_started)
+            for name, value in (logs or {}).items():
+                self.history.setdefault(name, []).append(float(value))
+
+    return EpochRecorder()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

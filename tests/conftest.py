@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny, learnable, fake MNIST-style data sets written as real IDX files."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitlab import datasets
+from digitlab.idx import write_idx
+
+
+def make_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ten fixed random 'prototype' digits plus noise: easy for an MLP to learn, unlike pure noise."""
+    prototypes = np.random.default_rng(1234).random((10, 28, 28)) > 0.7
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=count).astype(np.uint8)
+    brightness = rng.uniform(150, 255, size=(count, 1, 1))
+    noise = rng.normal(0, 30, size=(count, 28, 28))
+    images = np.clip(prototypes[labels] * brightness + noise, 0, 255).astype(np.uint8)
+    return images, labels
+
+
+def write_fake_dataset(directory: Path, train_count: int = 512, test_count: int = 128, gzipped: bool = False) -> dict[str, str]:
+    """Write the four IDX files into `directory`; return file name -> SHA-256 of the raw IDX bytes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    train_images, train_labels = make_images(train_count, seed=1)
+    test_images, test_labels = make_images(test_count, seed=2)
+    arrays = {datasets.TRAIN_IMAGES: train_images, datasets.TRAIN_LABELS: train_labels,
+              datasets.TEST_IMAGES: test_images, datasets.TEST_LABELS: test_labels}
+    checksums = {}
+    for name, array in arrays.items():
+        path = directory / name
+        write_idx(path, array)
+        checksums[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        if gzipped:
+            (directory / (name + ".gz")).write_bytes(gzip.compress(path.read_bytes()))
+            path.unlink()
+    return checksums
+
+
+@pytest.fixture
+def fake_source_dir(tmp_path) -> tuple[Path, dict[str, str]]:
+    """A folder of tiny IDX files (raw), and their checksums."""
+    folder = tmp_path / "source"
+    return folder, write_fake_dataset(folder)
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch) -> Path:
+    """An empty cache root, used through $DIGITLAB_DATA."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("DIGITLAB_DATA", str(root))
+    monkeypatch.delenv("DIGITLAB_DATA_FROM", raising=False)
+    return root
+
+
+@pytest.fixture
+def tiny_mnist(data_root, fake_source_dir, monkeypatch) -> Path:
+    """'mnist' made tiny: cached fake files whose checksums replace the real ones in the table.
+
+    Returns the cache folder. Everything else (fetch, verify, load, train) runs unchanged.
+    """
+    folder, checksums = fake_source_dir
+    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], checksums=checksums))
+    result = datasets.fetch("mnist", sources=[datasets.FolderSource(folder)])
+    return result.directory
