@@ -24,6 +24,10 @@ def test_train_save_load_evaluate_round_trip(tiny_mnist, tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["backend"] == result.metrics["backend"] == expected_backend
     assert result.metrics["test_accuracy"] > 0.9
+    # The fast loop is JAX-only; the other backends fall back to model.fit and say why.
+    assert result.metrics["fit_loop"] == ("fast" if expected_backend == "jax" else "keras")
+    if expected_backend != "jax":
+        assert "JAX backend" in result.metrics["fit_loop_fallback"]
 
     model = runs.load_model(tmp_path / "run")
     assert model.input_shape == (None, 784) and model.output_shape == (None, 10)

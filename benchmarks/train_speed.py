@@ -1,0 +1,187 @@
+"""Training speed, side by side: the tutorial's stack, stock Keras 3 on JAX, and `digitlab train`.
+
+Runs each as a separate process, alternating repeats so that a noisy shared machine affects all
+three alike, after measuring the machine's float32 matmul peak. For each it reports end-to-end wall
+time (process start to model and metrics saved), `fit` time, steady-state seconds per epoch
+(median of epochs 2..5), images per second, achieved GFLOP/s and share of the peak, peak memory
+(RSS), and test accuracy; then the ratios of digitlab to the others. Prints a Markdown table and
+writes JSON.
+
+    .venv/bin/python benchmarks/train_speed.py                       # 3 rounds, all stacks
+    .venv/bin/python benchmarks/train_speed.py --repeats 1 --skip tutorial
+
+The tutorial's stack (Keras on TensorFlow) runs from .venv-tensorflow (made by `bash scripts/test`
+or `bash scripts/setup tensorflow .venv-tensorflow`); it is skipped, with a note, when missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Forward + backward FLOP per image of the tutorial's network: 3 x 2 x (784*512 + 512*10).
+FLOP_PER_IMAGE = 3 * 2 * (784 * 512 + 512 * 10)
+TRAINING_IMAGES = 60_000
+FLOP_PER_EPOCH = FLOP_PER_IMAGE * TRAINING_IMAGES
+
+
+def measure_matmul_peak(size: int = 4096, repeats: int = 5) -> dict:
+    """Best float32 GFLOP/s of NumPy's and JAX's matmul, each in a fresh process."""
+    code = f"""
+import json, time
+import numpy as np
+
+def best_seconds(multiply):
+    multiply()  # warm up (and compile, for JAX)
+    times = []
+    for _ in range({repeats}):
+        started = time.perf_counter()
+        multiply()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+a = np.random.default_rng(0).random(({size}, {size}), dtype=np.float32)
+b = np.random.default_rng(1).random(({size}, {size}), dtype=np.float32)
+numpy_seconds = best_seconds(lambda: a @ b)
+import jax, jax.numpy as jnp
+ja, jb, jit_matmul = jnp.asarray(a), jnp.asarray(b), jax.jit(jnp.matmul)
+jax_seconds = best_seconds(lambda: jit_matmul(ja, jb).block_until_ready())
+flop = 2 * {size} ** 3
+print(json.dumps({{"numpy_gflops": flop / numpy_seconds / 1e9, "jax_gflops": flop / jax_seconds / 1e9,
+                  "device": str(jax.devices()[0])}}))
+"""
+    # Older OpenBLAS builds need these on some CPUs; they slow a current NumPy, so measure without.
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run_with_rss(command: list[str], environment: dict) -> tuple[float, float, str]:
+    """Run a child and return (wall seconds, its own peak RSS in MB, its stdout)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=environment)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, stdout
+
+
+def stack_commands(cache: Path, scratch: Path, round_number: int) -> dict[str, tuple[list[str], dict]]:
+    base = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    script = str(ROOT / "benchmarks" / "tutorial_stack.py")
+    tensorflow_python = ROOT / ".venv-tensorflow" / "bin" / "python"
+    digitlab = ROOT / ".venv" / "bin" / "digitlab"
+    return {
+        "tutorial": ([str(tensorflow_python), script, str(cache), str(scratch / f"tutorial-{round_number}")],
+                     {**base, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}),
+        "keras-jax": ([sys.executable, script, str(cache), str(scratch / f"keras-jax-{round_number}")],
+                      {**base, "KERAS_BACKEND": "jax"}),
+        "digitlab": ([str(digitlab), "train", "--quiet", "--run-dir", str(scratch / f"digitlab-{round_number}")],
+                     {**base}),
+    }
+
+
+def figures(name: str, wall: float, rss: float, stdout: str, scratch: Path, round_number: int) -> dict:
+    if name == "digitlab":
+        metrics = json.loads((scratch / f"digitlab-{round_number}" / "metrics.json").read_text())
+        config = json.loads((scratch / f"digitlab-{round_number}" / "config.json").read_text())
+        reported = {**metrics, "devices": config.get("devices")}
+    else:
+        reported = json.loads(stdout.strip().splitlines()[-1])
+    epochs = reported["epoch_seconds"]
+    steady = statistics.median(epochs[1:]) if len(epochs) > 1 else epochs[0]
+    return {"wall_seconds": wall, "fit_seconds": reported["fit_seconds"], "steady_epoch_seconds": steady,
+            "first_epoch_seconds": epochs[0], "compile_seconds": reported.get("compile_seconds"),
+            "images_per_second": TRAINING_IMAGES / steady, "gflops": FLOP_PER_EPOCH / steady / 1e9,
+            "peak_rss_mb": rss, "test_accuracy": reported["test_accuracy"], "devices": reported.get("devices")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--skip", action="append", default=[], choices=["tutorial", "keras-jax", "digitlab"])
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "train_speed.json")
+    arguments = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from digitlab import datasets
+
+    cache = datasets.fetch("mnist").directory
+    peak = measure_matmul_peak()
+    peak_gflops = max(peak["numpy_gflops"], peak["jax_gflops"])
+    print(f"float32 matmul peak: NumPy {peak['numpy_gflops']:.0f} GFLOP/s, JAX {peak['jax_gflops']:.0f} GFLOP/s "
+          f"on {peak['device']} ({os.cpu_count()} CPUs); shares below are of {peak_gflops:.0f}", flush=True)
+
+    stacks = [name for name in ("tutorial", "keras-jax", "digitlab") if name not in arguments.skip]
+    if "tutorial" in stacks and not (ROOT / ".venv-tensorflow" / "bin" / "python").exists():
+        print("note: .venv-tensorflow is missing, so the tutorial's stack is skipped "
+              "(bash scripts/setup tensorflow .venv-tensorflow)", flush=True)
+        stacks.remove("tutorial")
+    results: dict[str, list[dict]] = {name: [] for name in stacks}
+    with tempfile.TemporaryDirectory(prefix="digitlab-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        for round_number in range(arguments.repeats):
+            commands = stack_commands(cache, scratch, round_number)
+            for name in stacks:
+                command, environment = commands[name]
+                wall, rss, stdout = run_with_rss(command, environment)
+                results[name].append(figures(name, wall, rss, stdout, scratch, round_number))
+                row = results[name][-1]
+                print(f"round {round_number + 1} {name:10} wall {row['wall_seconds']:.1f} s, fit {row['fit_seconds']:.1f} s, "
+                      f"epoch {row['steady_epoch_seconds']:.2f} s, test accuracy {row['test_accuracy']:.2%}", flush=True)
+
+    summary = {name: {key: statistics.median(row[key] for row in rows) if isinstance(rows[0][key], (int, float))
+                      else rows[0][key] for key in rows[0] if rows[0][key] is not None}
+               for name, rows in results.items()}
+    for row in summary.values():
+        row["share_of_peak"] = row["gflops"] / peak_gflops
+
+    labels = {"tutorial": "tutorial's stack: Keras + TensorFlow, plain fit",
+              "keras-jax": "Keras 3 on JAX, plain fit", "digitlab": "`digitlab train` (defaults)"}
+    lines = ["| stack | end to end (s) | fit (s) | steady epoch (s) | images/s | GFLOP/s | share of peak | peak RSS (MB) | test accuracy |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, row in summary.items():
+        lines.append(f"| {labels[name]} | {row['wall_seconds']:.1f} | {row['fit_seconds']:.1f} | "
+                     f"{row['steady_epoch_seconds']:.2f} | {row['images_per_second']:,.0f} | {row['gflops']:.0f} | "
+                     f"{row['share_of_peak']:.0%} | {row['peak_rss_mb']:,.0f} | {row['test_accuracy']:.2%} |")
+    ratios = {}
+    if "digitlab" in summary:
+        for other in ("tutorial", "keras-jax"):
+            if other in summary:
+                ratios[f"end_to_end_vs_{other}"] = summary[other]["wall_seconds"] / summary["digitlab"]["wall_seconds"]
+                ratios[f"fit_vs_{other}"] = summary[other]["fit_seconds"] / summary["digitlab"]["fit_seconds"]
+    print()
+    print("\n".join(lines))
+    print()
+    for key, value in ratios.items():
+        print(f"digitlab {key.replace('_', ' ')}: {value:.2f}x faster")
+    device = summary.get("digitlab", {}).get("devices")
+    print(f"medians of {arguments.repeats} alternating rounds; digitlab ran on {device}; "
+          f"machine: {platform.machine()}, {os.cpu_count()} CPUs")
+
+    arguments.json.parent.mkdir(parents=True, exist_ok=True)
+    arguments.json.write_text(json.dumps({"peak": peak, "peak_gflops": peak_gflops, "rounds": results,
+                                          "median": summary, "ratios": ratios, "repeats": arguments.repeats,
+                                          "cpus": os.cpu_count(), "machine": platform.machine()}, indent=2))
+    print(f"wrote {arguments.json}")
+
+
+if __name__ == "__main__":
+    main()
