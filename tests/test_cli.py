@@ -117,3 +117,12 @@ def test_a_truncated_idx_file_exits_2_naming_the_file_and_the_problem(monkeypatc
     code, _, err = run_cli(monkeypatch, capsys, "train", "--epochs", "1", "--from", str(folder))
     assert code == 2 and "t10k-labels-idx1-ubyte: truncated" in err
     assert not (datasets.dataset_dir("mnist") / "t10k-labels-idx1-ubyte").exists()
+
+
+def test_train_with_report_writes_the_report_beside_the_run(monkeypatch, capsys, tiny_mnist, tmp_path):
+    run_dir = tmp_path / "run"
+    code, out, _ = run_cli(monkeypatch, capsys, "train", "--epochs", "1", "--hidden-units", "16", "--run-dir",
+                           str(run_dir), "--quiet", "--report")
+    assert code == 0 and "report written to" in out
+    html = (run_dir / "report.html").read_text()
+    assert "data:image/png;base64," in html and (run_dir / "confusion_matrix.png").is_file()

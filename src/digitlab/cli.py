@@ -136,43 +136,53 @@ def data_path(name: str = typer.Argument("mnist")) -> None:
 # --- train and evaluate -------------------------------------------------------------------------
 
 
-def _parse_hidden_units(text: str) -> tuple[int, ...]:
+def _parse_whole_numbers(flag: str, text: str) -> tuple[int, ...]:
+    """'512,256' -> (512, 256); an empty string -> () (e.g. a cnn with no hidden Dense layer)."""
     from digitlab.errors import ConfigError
 
     try:
-        return tuple(int(part) for part in text.split(","))
+        return tuple(int(part) for part in text.split(",")) if text.strip() else ()
     except ValueError as err:
-        raise ConfigError(f"--hidden-units takes comma-separated whole numbers like 512 or 512,256, got {text!r}") from err
+        raise ConfigError(f"{flag} takes comma-separated whole numbers like 512 or 512,256, got {text!r}") from err
 
 
 @app.command()
 def train(
-    dataset: str = typer.Option("mnist", help="mnist or fashion-mnist"),
-    epochs: int = typer.Option(5, help="Passes over the training data."),
-    batch_size: int = typer.Option(64, help="Images per gradient step."),
-    hidden_units: str = typer.Option("512", help="Units per hidden layer, comma-separated: 512 or 512,512."),
-    activation: str = typer.Option("relu", help="Activation of the hidden layers."),
-    dropout: float = typer.Option(0.0, help="Dropout after each hidden layer (0 = none)."),
-    optimizer: str = typer.Option("adam", help="adam, adamw, sgd, rmsprop, nadam or adagrad."),
-    learning_rate: float = typer.Option(0.001, help="Optimizer learning rate."),
-    validation_split: float = typer.Option(0.0, help="Fraction of training images held out for validation."),
-    seed: int = typer.Option(0, help="Random seed: same seed, same result on one machine."),
+    recipe: str = typer.Option("tutorial", help="Starting point: tutorial, mlp-dropout or cnn; flags override."),
+    dataset: Optional[str] = typer.Option(None, help="mnist or fashion-mnist.  [default: mnist]"),
+    epochs: Optional[int] = typer.Option(None, help="Passes over the training data.  [tutorial: 5]"),
+    batch_size: Optional[int] = typer.Option(None, help="Images per gradient step.  [tutorial: 64]"),
+    hidden_units: Optional[str] = typer.Option(None, help="Units per hidden layer, comma-separated: 512 or "
+                                               "512,512.  [tutorial: 512]"),
+    conv_filters: Optional[str] = typer.Option(None, help="Filters per convolution block (cnn), e.g. 32,64."),
+    activation: Optional[str] = typer.Option(None, help="Activation of the hidden layers.  [default: relu]"),
+    dropout: Optional[float] = typer.Option(None, help="Dropout after each hidden layer (0 = none)."),
+    optimizer: Optional[str] = typer.Option(None, help="adam, adamw, sgd, rmsprop, nadam or adagrad."),
+    learning_rate: Optional[float] = typer.Option(None, help="Optimizer learning rate.  [default: 0.001]"),
+    validation_split: Optional[float] = typer.Option(None, help="Fraction of training images held out for "
+                                                     "validation."),
+    seed: Optional[int] = typer.Option(None, help="Random seed: same seed, same result on one machine.  [default: 0]"),
     backend: Optional[str] = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
     run_dir: Optional[Path] = typer.Option(None, help="Run folder (new or empty). Default: runs/<time>-<name>."),
     from_dir: Optional[Path] = typer.Option(None, "--from", help="Folder with the IDX files if not cached."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; only the final result."),
+    report: bool = typer.Option(False, "--report", help="Also write RUN_DIR/report.html (see `digitlab report`)."),
+    fit_loop: str = typer.Option("fast", help="fast: one compiled call per epoch on JAX (same math as "
+                                 "model.fit, which other backends use); keras: always model.fit."),
 ) -> None:
     """Train a network (the tutorial's recipe by default) and print its test accuracy."""
-    from digitlab.config import TrainingConfig
+    from digitlab.recipes import recipe_config
     from digitlab.train import train as train_run
 
-    config = TrainingConfig(dataset=dataset, epochs=epochs, batch_size=batch_size,
-                            hidden_units=_parse_hidden_units(hidden_units), activation=activation,
-                            dropout=dropout, optimizer=optimizer, learning_rate=learning_rate,
-                            validation_split=validation_split, seed=seed)
+    given = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "activation": activation,
+             "dropout": dropout, "optimizer": optimizer, "learning_rate": learning_rate,
+             "validation_split": validation_split, "seed": seed,
+             "hidden_units": None if hidden_units is None else _parse_whole_numbers("--hidden-units", hidden_units),
+             "conv_filters": None if conv_filters is None else _parse_whole_numbers("--conv-filters", conv_filters)}
+    config = recipe_config(recipe, **{name: value for name, value in given.items() if value is not None})
     with _RichProgress() as progress:
         result = train_run(config, run_dir=run_dir, backend=backend, from_dir=from_dir,
-                           verbose=0 if quiet else 1, progress=progress)
+                           verbose=0 if quiet else 1, progress=progress, fit_loop=fit_loop)
     metrics = result.metrics
     if result.interrupted:
         error_console.print(f"interrupted after {metrics['epochs_completed']} of {config.epochs} epochs; "
@@ -182,6 +192,10 @@ def train(
     if not quiet:
         console.print(f"fit: {metrics['fit_seconds']:.1f} s ({metrics['samples_per_second']:,.0f} images/s); "
                       f"run saved in {result.run_dir}", highlight=False)
+    if report:
+        from digitlab.report import write_report
+
+        console.print(f"report written to {write_report(result.run_dir)}", highlight=False)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
 
@@ -206,3 +220,171 @@ def evaluate(
     for label, (name, accuracy) in enumerate(zip(result["class_names"], result["per_class_accuracy"])):
         table.add_row(name, f"{accuracy:.2%}", str(sum(result["confusion_matrix"][label])))
     console.print(table)
+
+
+# --- report, compare, sweep ---------------------------------------------------------------------
+
+
+@app.command("report")
+def report_command(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `digitlab train`."),
+    mistakes: int = typer.Option(36, help="How many of the most confident mistakes to show."),
+    samples: int = typer.Option(36, help="How many random test predictions to show."),
+    backend: Optional[str] = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+) -> None:
+    """Write RUN_DIR/report.html (self-contained) and its PNGs: curves, confusion matrix, mistakes."""
+    from digitlab.report import write_report
+
+    path = write_report(run_dir, backend=backend, mistakes=mistakes, samples=samples)
+    console.print(f"report written to {path} (PNGs beside it)", highlight=False)
+
+
+@app.command("compare")
+def compare_command(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders to put side by side."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    all_settings: bool = typer.Option(False, "--all", help="Show every setting, not only those that differ."),
+) -> None:
+    """Runs side by side: the settings that differ, and their metrics."""
+    from digitlab import compare
+
+    comparison = compare.compare_runs(run_dirs)
+    if as_json:
+        print(compare.to_json(comparison))
+        return
+    if markdown:
+        print(compare.to_markdown(comparison, all_settings=all_settings), end="")
+        return
+    table = Table("")
+    for name in comparison.names:
+        table.add_column(name, overflow="fold")
+    for label, values in compare.rows(comparison, all_settings=all_settings):
+        table.add_row(f"[bold]{label}[/]" if label in comparison.differing else label, *values)
+    console.print(table)
+    shared = compare.same_settings(comparison)
+    if shared and len(comparison.names) > 1 and not all_settings:
+        console.print("same in all runs: " + ", ".join(f"{name}={value}" for name, value in shared.items()),
+                      highlight=False)
+
+
+@app.command("sweep")
+def sweep_command(
+    recipe: Optional[list[str]] = typer.Option(None, help="Recipes, e.g. tutorial,mlp-dropout (flags override)."),
+    dataset: Optional[list[str]] = typer.Option(None, help="Data sets, e.g. mnist,fashion-mnist."),
+    epochs: Optional[list[str]] = typer.Option(None, help="Epochs, e.g. 5 or 1,5,10 (with --study: one value)."),
+    batch_size: Optional[list[str]] = typer.Option(None, help="Batch sizes, e.g. 64,256,1024."),
+    hidden_units: Optional[list[str]] = typer.Option(None, help="One network per flag; a comma separates layers: "
+                                                     "--hidden-units 512 --hidden-units 512,512."),
+    activation: Optional[list[str]] = typer.Option(None, help="Activations, e.g. relu,tanh."),
+    dropout: Optional[list[str]] = typer.Option(None, help="Dropout rates, e.g. 0,0.2."),
+    optimizer: Optional[list[str]] = typer.Option(None, help="Optimizers, e.g. adam,sgd."),
+    learning_rate: Optional[list[str]] = typer.Option(None, help="Learning rates, e.g. 0.001,0.01."),
+    validation_split: Optional[list[str]] = typer.Option(None, help="Validation fractions, e.g. 0,0.1."),
+    setting: Optional[list[str]] = typer.Option(None, "--set", help="Any training setting: NAME=V1,V2 "
+                                                "(e.g. --set conv_filters=32,64)."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds per configuration (0..N-1). Default 1; the study's: 3."),
+    jobs: int = typer.Option(1, help="Trials trained at once, each in its own process."),
+    study: Optional[str] = typer.Option(None, help="A named study: tutorial-claims."),
+    sweep_dir: Optional[Path] = typer.Option(None, help="Sweep folder. Default: sweeps/<name>-<digest>, "
+                                             "the same for the same sweep, so running again resumes."),
+    backend: Optional[str] = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+) -> None:
+    """Train a grid of runs (or a study), skip finished trials, summarise over seeds."""
+    from digitlab import sweep as sweeps
+    from digitlab.errors import ConfigError
+
+    flags = {"recipe": recipe, "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "hidden_units": hidden_units,
+             "activation": activation, "dropout": dropout, "optimizer": optimizer, "learning_rate": learning_rate,
+             "validation_split": validation_split}
+    values = {name: sweeps.parse_values(name, texts) for name, texts in flags.items() if texts}
+    for text in setting or []:
+        name, separator, listed = text.partition("=")
+        if not separator or not name.strip():
+            raise ConfigError(f"--set takes NAME=VALUES like learning_rate=0.001,0.01, got {text!r}")
+        name = name.strip().replace("-", "_")
+        values[name] = [*values.get(name, []), *sweeps.parse_values(name, [listed])]
+    if study:
+        several = [name for name, listed in values.items() if len(listed) > 1]
+        if several:
+            raise ConfigError(f"with --study, give one value per setting ({', '.join(several)} has several)")
+        plan = sweeps.study_plan(study, seeds=3 if seeds is None else seeds, fixed={name: listed[0] for name, listed in values.items()})
+    else:
+        plan = sweeps.grid_plan(values, seeds=1 if seeds is None else seeds)
+    trials = plan.trials()
+    target = sweep_dir or plan.default_dir()
+    console.print(f"sweep {plan.name}: {len(trials)} trials in {target}", highlight=False)
+
+    def on_trial(event) -> None:
+        metrics = event.metrics
+        detail = ""
+        if metrics.get("test_accuracy") is not None:
+            detail = f": test accuracy {metrics['test_accuracy']:.2%}, fit {metrics.get('fit_seconds', 0):.1f} s"
+        console.print(f"[{event.index}/{event.total}] {event.status} {event.trial.name}{detail}",
+                      highlight=False, markup=False)
+
+    result = sweeps.run_sweep(plan, sweep_dir=target, jobs=jobs, backend=backend, on_trial=on_trial)
+    for verdict in result.summary.verdicts:
+        console.print(f"{verdict.claim} [bold]{verdict.answer}[/]. {verdict.text}", highlight=False)
+    console.print(f"trained {result.trained}, skipped {result.skipped} already finished; "
+                  f"summary in {result.summary.files['markdown']} and {result.summary.files['csv']}", highlight=False)
+    if result.interrupted:
+        error_console.print("interrupted: finished trials are kept; run the same command again to go on")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+# --- predict ------------------------------------------------------------------------------------
+
+
+@app.command()
+def predict(
+    inputs: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, GIF, TIFF, WebP) or folders of them.",
+                                        show_default=False),
+    model: Optional[Path] = typer.Option(None, help="A run folder or a .keras file. Default: the latest finished "
+                                         "run under runs/."),
+    top: int = typer.Option(3, min=1, help="How many most probable digits to show per image."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, digit, probabilities "
+                                 "(or path, error)."),
+    save_preprocessed: Optional[Path] = typer.Option(None, help="Write the 28x28 image the network saw, per "
+                                                     "input, into this folder (PNG)."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Processes reading images in parallel. Default: "
+                                          "one per core for many images."),
+    backend: Optional[str] = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+) -> None:
+    """Read digits in your own images, prepared the way MNIST was made; exit status 1 if any file failed."""
+    from digitlab.errors import ConfigError
+    from digitlab.predict import ImagePreparer, available_cores, image_files, load_classifier
+
+    paths = image_files(inputs)
+    if not paths:
+        raise ConfigError(f"no image files found in {', '.join(map(str, inputs))} "
+                          "(looked for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp)")
+    # Workers pay off from a few dozen images; started before Keras is imported, they fork quickly
+    # and start while the model loads.
+    count = workers if workers is not None else (available_cores() if len(paths) >= 64 else 1)
+    preparer = ImagePreparer(count) if count > 1 else None
+    failed: list[str] = []
+    try:
+        classifier = load_classifier(model, backend=backend)
+        for result in classifier.classify_files(paths, preparer=preparer, save_preprocessed=save_preprocessed):
+            if as_json:
+                print(json.dumps(result.to_dict()), flush=True)
+            elif result.ok:
+                ranked = result.top(top)
+                names = classifier.class_names
+                label = lambda index: names[index] if names[index] == str(index) else f"{index} {names[index]}"
+                listed = " | ".join(f"{label(index)} {probability:.1%}" for index, probability in ranked)
+                print(f"{result.path}: {label(result.digit)} ({ranked[0][1]:.1%})  {listed}", flush=True)
+            else:
+                from rich.markup import escape
+
+                error_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
+            if not result.ok:
+                failed.append(str(result.path))
+    finally:
+        if preparer is not None:
+            preparer.close()
+    if failed:
+        error_console.print(f"{len(failed)} of {len(paths)} images failed: {', '.join(failed)}", highlight=False,
+                            soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)

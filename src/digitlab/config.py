@@ -9,6 +9,7 @@ from typing import Any
 from digitlab.errors import ConfigError, UnknownDatasetError
 
 DATASET_NAMES = ("mnist", "fashion-mnist")
+ARCHITECTURES = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "silu", "leaky_relu")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
 
@@ -17,8 +18,15 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
 class TrainingConfig:
     """Everything that decides what a training run computes."""
 
+    # Named starting point these settings came from (see recipes.py); "tutorial" is the tutorial's.
+    recipe: str = "tutorial"
     # Data set to train on: "mnist" (the tutorial's) or "fashion-mnist".
     dataset: str = "mnist"
+    # "mlp": flattened 784-pixel input, Dense layers (the tutorial). "cnn": 28x28x1 input, then
+    # Conv2D 3x3 relu + MaxPool 2 per entry of conv_filters, Flatten, Dropout, Dense layers.
+    architecture: str = "mlp"
+    # Filters of each convolution block ("cnn" only). keras-io's simple convnet: (32, 64).
+    conv_filters: tuple[int, ...] = ()
     # Passes over the 60,000 training images. The tutorial: 5.
     epochs: int = 5
     # Images per gradient step. The tutorial: 64.
@@ -48,14 +56,27 @@ class TrainingConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 flag = name.replace("_", "-")
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}; pass e.g. --{flag} 5")
-        # Accept any sequence (a list from JSON, say) but store a tuple so the config stays hashable.
-        units = tuple(self.hidden_units) if not isinstance(self.hidden_units, (str, int)) else None
-        if not units or any(isinstance(u, bool) or not isinstance(u, int) or u <= 0 for u in units):
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"unknown architecture {self.architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
+        # Accept any sequence (a list from JSON, say) but store tuples so the config stays hashable.
+        units = _positive_whole_numbers(self.hidden_units)
+        if units is None or (not units and self.architecture == "mlp"):
             raise ConfigError(
                 f"hidden_units must be one or more positive whole numbers, got {self.hidden_units!r}; "
                 "pass e.g. --hidden-units 512 or --hidden-units 512,256"
             )
         object.__setattr__(self, "hidden_units", units)
+        filters = _positive_whole_numbers(self.conv_filters)
+        if filters is None or (not filters and self.architecture == "cnn") or (filters and self.architecture == "mlp"):
+            raise ConfigError(
+                f"conv_filters must be positive whole numbers for the cnn architecture and empty for mlp, "
+                f"got {self.conv_filters!r} with architecture {self.architecture!r}; pass e.g. --conv-filters 32,64"
+            )
+        if len(filters) > 2:
+            raise ConfigError(f"at most 2 convolution blocks fit a 28x28 image (each halves it), got {len(filters)}")
+        object.__setattr__(self, "conv_filters", filters)
+        if not isinstance(self.recipe, str) or not self.recipe:
+            raise ConfigError(f"recipe must be a name, got {self.recipe!r}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"unknown activation {self.activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
         if self.optimizer not in OPTIMIZERS:
@@ -69,15 +90,24 @@ class TrainingConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input image as the model takes it: (784,) for mlp, (28, 28, 1) for cnn."""
+        return (784,) if self.architecture == "mlp" else (28, 28, 1)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (tuples become lists)."""
         values = dataclasses.asdict(self)
         values["hidden_units"] = list(self.hidden_units)
+        values["conv_filters"] = list(self.conv_filters)
         return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        """Rebuild a config saved by `to_dict`; unknown keys are an error, not silently dropped."""
+        """Rebuild a config saved by `to_dict`; unknown keys are an error, not silently dropped.
+
+        Settings missing from older run folders take their defaults.
+        """
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -85,9 +115,20 @@ class TrainingConfig:
         return cls(**values)
 
     def short_name(self) -> str:
-        """A few words for run-folder names, e.g. 'mnist-512-e5-b64-s0'."""
-        units = "x".join(str(u) for u in self.hidden_units)
-        return f"{self.dataset}-{units}-e{self.epochs}-b{self.batch_size}-s{self.seed}"
+        """A few words for run-folder names, e.g. 'mnist-512-e5-b64-s0' or 'mnist-c32x64-e15-b128-s0'."""
+        layers = [f"c{'x'.join(str(f) for f in self.conv_filters)}"] if self.conv_filters else []
+        layers += ["x".join(str(u) for u in self.hidden_units)] if self.hidden_units else []
+        return f"{self.dataset}-{'-'.join(layers)}-e{self.epochs}-b{self.batch_size}-s{self.seed}"
+
+
+def _positive_whole_numbers(values: Any) -> tuple[int, ...] | None:
+    """`values` as a tuple if it is a sequence of positive ints, else None."""
+    if isinstance(values, (str, int)):
+        return None
+    values = tuple(values)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values):
+        return None
+    return values
 
 
 def _is_number(value: Any) -> bool:

@@ -31,3 +31,11 @@ class RunFolderError(DigitlabError):
 
 class BackendError(DigitlabError):
     """The requested Keras backend cannot be used in this process."""
+
+
+class ImageError(DigitlabError, ValueError):
+    """An image cannot be classified: not an image, truncated, too large, or blank (no ink)."""
+
+
+class ModelError(DigitlabError):
+    """A model file is not a loadable digitlab/Keras model, or its input or output does not fit."""

@@ -66,7 +66,7 @@ def summarize(probabilities: np.ndarray, true_labels: np.ndarray) -> Evaluation:
 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
     """Run a model on uint8 images (N, 28, 28) and summarise against integer labels (N,)."""
-    inputs = preprocess.prepare_images(images).reshape((len(images), *model.input_shape[1:]))
+    inputs = preprocess.prepare_images(images, tuple(model.input_shape[1:]))
     probabilities = model.predict(inputs, batch_size=EVALUATION_BATCH_SIZE, verbose=0)
     return summarize(probabilities, labels)
 

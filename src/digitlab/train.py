@@ -79,9 +79,9 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     started = time.perf_counter()
     (train_images, train_labels), (test_images, test_labels) = datasets.load(
         config.dataset, root=data_root, from_dir=from_dir, progress=progress)
-    training_inputs = preprocess.prepare_images(train_images)  # (60000, 784) float32 in [0, 1]
+    training_inputs = preprocess.prepare_images(train_images, config.input_shape)  # (60000, 784) float32 in [0, 1]
     training_targets = preprocess.one_hot(train_labels)  # (60000, 10) float32
-    test_inputs = preprocess.prepare_images(test_images)  # (10000, 784)
+    test_inputs = preprocess.prepare_images(test_images, config.input_shape)  # (10000, 784) or (10000, 28, 28, 1)
     test_targets = preprocess.one_hot(test_labels)  # (10000, 10)
     data_seconds = time.perf_counter() - started
 
@@ -105,7 +105,7 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
 
     # --- build and compile --------------------------------------------------------------------
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, input_size=training_inputs.shape[1], backend=backend_name)
+    model = build_model(config, backend=backend_name)
     model.compile(
         loss="categorical_crossentropy",
         optimizer=keras.optimizers.get({"class_name": config.optimizer,

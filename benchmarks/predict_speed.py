@@ -1,0 +1,123 @@
+"""How fast `digitlab predict` reads digits: one image in-process, and a folder of 1,000 images.
+
+    .venv/bin/python benchmarks/predict_speed.py [--model RUN_DIR] [--count 1000] [--repeats 3]
+
+Images are photo-like handwritten digits made from MNIST test digits (as in tests/test_predict.py):
+dark ink on unevenly lit paper, 2x-7x, off-centre, noisy, half JPEG, some RGB; about 240x240 pixels.
+Without --model, the latest finished run under runs/ is used, or the tutorial's network is trained
+first (about 10-20 s). Figures are medians of --repeats runs, timed with time.perf_counter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the realistic-image generator the tests use
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="run folder or .keras file (default: latest run, else train one)")
+    parser.add_argument("--count", type=int, default=1000, help="images in the folder")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the folder")
+    arguments = parser.parse_args()
+
+    # Workers first, before Keras and JAX are imported, so they are forked (fast) rather than spawned.
+    from digitlab.predict import ImagePreparer, available_cores
+
+    preparer = ImagePreparer()
+
+    from realistic_digits import write_handwritten
+
+    from digitlab import datasets
+    from digitlab.predict import load_classifier
+
+    _, (test_images, test_labels) = datasets.load("mnist")
+    scratch = Path(tempfile.mkdtemp(prefix="digitlab-predict-speed-"))
+    model = arguments.model or _existing_run() or _train_tutorial(scratch)
+    written = write_handwritten(scratch / "images", test_images, test_labels, arguments.count, seed=7)
+    paths = [path for path, _ in written]
+    labels = [label for _, label in written]
+    print(f"{len(paths)} photo-like images in {scratch / 'images'}, model {model}, {available_cores()} cores")
+
+    classifier = load_classifier(model)
+
+    # --- one image, in-process: prepare + classify ----------------------------------------------
+    for path in paths[:20]:
+        classifier.predict(path)  # compile the batch-of-1 shape, warm the caches
+    single, preparing, model_only = [], [], []
+    for path in paths[:300]:
+        started = time.perf_counter()
+        classifier.predict(path)
+        single.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        prepared = classifier.prepare(path)
+        preparing.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        classifier.probabilities(prepared[None])
+        model_only.append(time.perf_counter() - started)
+    print(f"one image in-process (prepare + classify): median {_ms(single)}, 90th percentile "
+          f"{_ms(single, 0.9)}  (prepare {_ms(preparing)}, model call {_ms(model_only)})")
+
+    # --- a folder of images -----------------------------------------------------------------------
+    list(classifier.classify_files(paths[:64], preparer=preparer))  # workers up, batch shapes compiled
+    parallel, accuracy = [], 0.0
+    for _ in range(arguments.repeats):
+        started = time.perf_counter()
+        results = list(classifier.classify_files(paths, preparer=preparer))
+        parallel.append(len(paths) / (time.perf_counter() - started))
+        accuracy = sum(result.digit == label for result, label in zip(results, labels)) / len(labels)
+    preparer.close()
+    in_process = []
+    for _ in range(arguments.repeats):
+        started = time.perf_counter()
+        list(classifier.classify_files(paths))
+        in_process.append(len(paths) / (time.perf_counter() - started))
+    print(f"folder of {len(paths)}: {statistics.median(parallel):,.0f} images/s with {preparer.workers} worker "
+          f"processes, {statistics.median(in_process):,.0f} images/s in one process "
+          f"(runs: {', '.join(f'{value:,.0f}' for value in parallel)}); accuracy {accuracy:.1%}")
+
+    # --- the whole command, as a user runs it (includes Python start, Keras import, model load) ------
+    command = [str(Path(sys.executable).parent / "digitlab"), "predict", str(scratch / "images"), "--model",
+               str(model), "--json"]
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    print(f"`digitlab predict <folder> --json` end to end: {elapsed:.2f} s for {completed.stdout.count(chr(10))} "
+          f"images (exit {completed.returncode})")
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _existing_run() -> Path | None:
+    from digitlab import runs
+    from digitlab.errors import RunFolderError
+
+    try:
+        return runs.latest_finished_run(ROOT / "runs")
+    except RunFolderError:
+        return None
+
+
+def _train_tutorial(scratch: Path) -> Path:
+    from digitlab.config import TrainingConfig
+    from digitlab.train import train
+
+    print("no finished run under runs/: training the tutorial's network first")
+    return train(TrainingConfig(), run_dir=scratch / "run", verbose=0).run_dir
+
+
+def _ms(seconds: list[float], fraction: float = 0.5) -> str:
+    ordered = sorted(seconds)
+    return f"{ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000:.2f} ms"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,396 @@
+"""Load a trained model with its config, and classify images: paths, PIL images or arrays -> digits.
+
+Every image goes through `preprocess.prepare_image` (what the CLI, the Python API and the web app
+share), then through the model called directly, never through `model.predict()`, whose per-call
+overhead is milliseconds. On JAX the forward pass is compiled once per batch-size bucket.
+
+    classifier = load_classifier("runs/<run>")       # or a model.keras file, or None: latest run
+    result = classifier.predict(["seven.jpg", "two.png"])
+    result.digits, result.probabilities              # (2,), (2, 10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab import preprocess, runs
+from digitlab.errors import DigitlabError, ImageError, ModelError
+
+# Batches are padded up to a power of two (at least this), so that JAX compiles a handful of
+# shapes instead of one per batch size.
+SMALLEST_BATCH = 8
+LARGEST_BATCH = 1024
+# Images sent to the model (and printed) at a time when classifying files.
+FILE_BATCH = 256
+# Images handed to a worker process at once: large enough to amortise the inter-process overhead.
+WORKER_CHUNK = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """What `Classifier.predict` returns for N images."""
+
+    # Most probable class of each image, (N,) int64.
+    digits: np.ndarray
+    # Class probabilities, (N, classes) float32; each row sums to 1.
+    probabilities: np.ndarray
+    # What the network saw: (N, 28, 28) float32 in [0, 1].
+    images: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class FileResult:
+    """The outcome for one file: a digit and its probabilities, or an error message."""
+
+    path: Path
+    digit: int | None = None
+    # (classes,) float32, or None when the file failed.
+    probabilities: np.ndarray | None = None
+    # The 28x28 image the network saw, or None when the file failed.
+    image: np.ndarray | None = None
+    # Where the 28x28 image was written (with `save_preprocessed`), else None.
+    preprocessed_path: Path | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def top(self, count: int) -> list[tuple[int, float]]:
+        """The `count` most probable (class, probability) pairs, most probable first."""
+        if self.probabilities is None:
+            return []
+        order = np.argsort(-self.probabilities, kind="stable")[:count]
+        return [(int(label), float(self.probabilities[label])) for label in order]
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"path", "digit", "probabilities"} or {"path", "error"}, ready for JSON."""
+        if self.error is not None:
+            return {"path": str(self.path), "error": self.error}
+        values: dict[str, Any] = {"path": str(self.path), "digit": self.digit,
+                                  "probabilities": [float(f"{value:.6g}") for value in self.probabilities]}
+        if self.preprocessed_path is not None:
+            values["preprocessed"] = str(self.preprocessed_path)
+        return values
+
+
+class Classifier:
+    """A trained model ready to classify images. Safe to use from several threads at once."""
+
+    def __init__(self, model, class_names: Sequence[str] | None = None, source: str | Path | None = None,
+                 saved_config: dict[str, Any] | None = None) -> None:
+        """Wrap a loaded Keras model; see `load_classifier` to load one from a run folder or file.
+
+        Raises:
+            ModelError: the model's input is not one 28x28 image (784 values) or its output is not
+                one probability per class.
+        """
+        self.model = model
+        self.source = str(source) if source is not None else getattr(model, "name", "model")
+        self.saved_config = saved_config or {}
+        self.input_shape = _image_input_shape(model, self.source)  # e.g. (784,) or (28, 28, 1)
+        classes = _class_count(model, self.source)
+        names = list(class_names) if class_names else [str(label) for label in range(classes)]
+        if len(names) != classes:
+            raise ModelError(f"{self.source}: the model has {classes} outputs but its config names "
+                             f"{len(names)} classes; is config.json from another run?")
+        self.class_names = names
+        self._forward = _forward_function(model)
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.source!r}, input {self.input_shape}, {len(self.class_names)} classes)"
+
+    def prepare(self, image) -> np.ndarray:
+        """One image (path, PIL image or array) -> the (28, 28) float32 image the network sees."""
+        return preprocess.prepare_image(image)
+
+    def probabilities(self, prepared: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) prepared images -> (N, classes) float32 probabilities."""
+        prepared = np.asarray(prepared, dtype=np.float32)
+        if prepared.ndim == 2:
+            prepared = prepared[None]
+        if prepared.shape[1:] != (preprocess.MNIST_SIZE, preprocess.MNIST_SIZE):
+            raise ImageError(f"prepared images must be (N, 28, 28), got {prepared.shape}; use prepare() first")
+        inputs = prepared.reshape((len(prepared), *self.input_shape))  # flattened for an MLP, 28x28x1 for a CNN
+        outputs = [self._forward(inputs[start:start + LARGEST_BATCH])
+                   for start in range(0, len(inputs), LARGEST_BATCH)]
+        return np.concatenate(outputs) if outputs else np.zeros((0, len(self.class_names)), np.float32)
+
+    def predict(self, images) -> Prediction:
+        """Classify one image or a batch: paths, PIL images, arrays (rows, columns[, channels]), or a
+        stacked array (N, rows, columns).
+
+        Raises:
+            ImageError: an image cannot be read or holds no digit (use `classify_files` to keep going
+                past bad files).
+        """
+        batch = _as_batch(images)
+        prepared = np.stack([self.prepare(image) for image in batch]) if batch else \
+            np.zeros((0, preprocess.MNIST_SIZE, preprocess.MNIST_SIZE), np.float32)
+        probabilities = self.probabilities(prepared)
+        return Prediction(probabilities.argmax(axis=1), probabilities, prepared)
+
+    def classify_files(self, paths: Iterable[str | Path], preparer: ImagePreparer | None = None,
+                       save_preprocessed: str | Path | None = None) -> Iterator[FileResult]:
+        """Classify image files in order, one result per file; a bad file gets an error, not an exception.
+
+        Args:
+            paths: image files (see `image_files` to expand folders).
+            preparer: worker processes to read and prepare the files in parallel; default: this process.
+            save_preprocessed: a folder to write each 28x28 image the network saw into, as PNG.
+        """
+        paths = [Path(path) for path in paths]
+        saved_names: set[str] = set()
+        if save_preprocessed is not None:
+            save_preprocessed = Path(save_preprocessed)
+            save_preprocessed.mkdir(parents=True, exist_ok=True)
+        prepare = preparer.map if preparer is not None else lambda batch: map(_prepare_file, batch)
+        for start in range(0, len(paths), FILE_BATCH):
+            batch = paths[start:start + FILE_BATCH]
+            outcomes = list(prepare(batch))  # (image or None, error or None) per file
+            good = [index for index, (image, _) in enumerate(outcomes) if image is not None]
+            probabilities = self.probabilities(np.stack([outcomes[index][0] for index in good])) if good else None
+            row_of = {index: row for row, index in enumerate(good)}
+            for index, (path, (image, error)) in enumerate(zip(batch, outcomes)):
+                if image is None:
+                    yield FileResult(path, error=error)
+                    continue
+                row = probabilities[row_of[index]]
+                written = None
+                if save_preprocessed is not None:
+                    written = save_prepared_image(image, save_preprocessed / _unique_name(path, saved_names))
+                yield FileResult(path, int(row.argmax()), row, image, written)
+
+
+class ImagePreparer:
+    """Worker processes that read and prepare image files in parallel (decoding is the slow part).
+
+    Workers are started at once, in the background, so that starting them overlaps with loading the
+    model. Create the preparer before Keras is imported and they are forked, which takes
+    milliseconds; afterwards they are spawned (forking a process that runs JAX can deadlock), which
+    takes about a second and, as always with "spawn", needs the `if __name__ == "__main__":` guard
+    in scripts. Use as a context manager, or call `close()`.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        import multiprocessing
+        import sys
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers or available_cores()
+        heavy = any(name in sys.modules for name in ("jax", "keras", "tensorflow", "torch"))
+        method = "fork" if not heavy and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+        # Each worker imports NumPy and Pillow once, now, not while the first images wait.
+        self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
+
+    def map(self, paths: Sequence[Path]) -> Iterator[tuple[np.ndarray | None, str | None]]:
+        """(prepared image, None) or (None, error message) per path, in order."""
+        chunk = max(1, min(WORKER_CHUNK, math.ceil(len(paths) / self.workers)))
+        return self._executor.map(_prepare_file, paths, chunksize=chunk)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ImagePreparer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def load_classifier(path: str | Path | None = None, backend: str | None = None,
+                    runs_root: str | Path = runs.DEFAULT_RUNS_ROOT) -> Classifier:
+    """Load a trained model in Keras's safe mode (no arbitrary code) and wrap it as a Classifier.
+
+    Args:
+        path: a run folder (holding model.keras and config.json), or a `.keras` file (config.json
+            beside it is read if present). None: the most recent finished run under `runs_root`.
+        backend: Keras backend ("jax", "tensorflow", "torch"); default $KERAS_BACKEND, else jax.
+
+    Raises:
+        RunFolderError: no path given and no finished run under `runs_root`.
+        ModelError: the path does not exist or is not a Keras model that takes 28x28 images.
+    """
+    from digitlab.backend import import_keras
+
+    if path is None:
+        path = runs.latest_finished_run(runs_root)
+    path = Path(path)
+    if path.is_dir():
+        model_path, config_path = path / runs.MODEL_FILE, path / runs.CONFIG_FILE
+        if not model_path.is_file():
+            raise ModelError(f"{path} holds no {runs.MODEL_FILE}: it is not a finished digitlab run; "
+                             "give a run folder written by `digitlab train` or a .keras file")
+    elif path.is_file():
+        model_path, config_path = path, path.parent / runs.CONFIG_FILE
+    else:
+        raise ModelError(f"model {path} does not exist; give a run folder (see `ls runs/`) or a .keras file")
+    saved_config = _read_config(config_path) if config_path.is_file() else {}
+    keras = import_keras(backend)
+    try:
+        model = keras.saving.load_model(model_path, safe_mode=True)
+    except Exception as err:  # Keras raises many kinds for a file that is not a model
+        # Keras's messages can run to a paragraph; the first sentence says what is wrong.
+        detail = (str(err).strip() or type(err).__name__).splitlines()[0].split(". ")[0][:300]
+        raise ModelError(f"{model_path} is not a loadable Keras model ({detail}); give a run folder written by "
+                         "`digitlab train` or a .keras file saved by Keras 3") from err
+    return Classifier(model, saved_config.get("class_names"), source=path, saved_config=saved_config)
+
+
+def image_files(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders replaced by the image files directly inside them (sorted by name)."""
+    found: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            found.extend(sorted(child for child in item.iterdir()
+                                if child.is_file() and child.suffix.lower() in preprocess.IMAGE_SUFFIXES))
+        else:
+            found.append(item)  # a missing or unreadable file is reported as that file's error
+    return found
+
+
+def save_prepared_image(image: np.ndarray, path: Path) -> Path:
+    """Write a (28, 28) image in [0, 1] as an 8-bit grayscale PNG; return the path."""
+    from PIL import Image
+
+    Image.fromarray((np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8), mode="L").save(path, format="PNG")
+    return path
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _prepare_file(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """Runs in worker processes too: never raises, so one bad file cannot stop the others."""
+    try:
+        return preprocess.prepare_image(path), None
+    except DigitlabError as err:
+        return None, str(err)
+    except Exception as err:  # an image that trips Pillow or NumPy in a way not foreseen: report it
+        return None, f"{path}: cannot be prepared ({type(err).__name__}: {err})"
+
+
+def _warm_up() -> None:
+    from PIL import Image, PngImagePlugin, JpegImagePlugin  # noqa: F401  (imports are the point)
+
+
+def _unique_name(path: Path, taken: set[str]) -> str:
+    """'<stem>.png', or '<stem>-2.png' and so on when two inputs share a name."""
+    name, counter = f"{path.stem}.png", 1
+    while name in taken:
+        counter += 1
+        name = f"{path.stem}-{counter}.png"
+    taken.add(name)
+    return name
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path} cannot be read as JSON ({err}); remove it or restore it from the run") from err
+    if not isinstance(values, dict):
+        raise ModelError(f"{path} is not a digitlab run config (expected a JSON object)")
+    return values
+
+
+def _image_input_shape(model, source: str) -> tuple[int, ...]:
+    """The model's input shape without the batch axis, checked to hold one 28x28 image."""
+    shape = model.input_shape
+    if isinstance(shape, list) or not isinstance(shape, tuple) or (shape and isinstance(shape[0], tuple)):
+        raise ModelError(f"{source}: the model takes several inputs {shape}; digitlab models take one image")
+    features = tuple(shape[1:])
+    expected = preprocess.MNIST_SIZE * preprocess.MNIST_SIZE
+    if any(size is None for size in features) or math.prod(features) != expected:
+        raise ModelError(f"{source}: the model's input shape {shape} does not fit a 28x28 image "
+                         f"({expected} values, e.g. (None, 784) or (None, 28, 28, 1))")
+    return features
+
+
+def _class_count(model, source: str) -> int:
+    shape = model.output_shape
+    if not isinstance(shape, tuple) or len(shape) != 2 or not shape[1]:
+        raise ModelError(f"{source}: the model's output shape {shape} is not one probability per class (None, classes)")
+    return int(shape[1])
+
+
+def _as_batch(images) -> list:
+    """One image or many -> a list of images."""
+    if isinstance(images, np.ndarray):
+        single = images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))
+        return [images] if single else list(images)
+    if isinstance(images, (str, bytes, os.PathLike)) or hasattr(images, "getexif") or hasattr(images, "read"):
+        return [images]  # a path, a PIL image, a file object
+    return list(images)
+
+
+def _padded_size(count: int) -> int:
+    return max(SMALLEST_BATCH, 1 << (count - 1).bit_length())
+
+
+def _forward_function(model):
+    """inputs (N, ...) float32 -> probabilities (N, classes) float32 NumPy, without `model.predict()`."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        return _jax_forward(model)
+    lock = threading.Lock()  # eager TensorFlow/PyTorch models: one call at a time, to be safe
+
+    def forward(inputs: np.ndarray) -> np.ndarray:
+        with lock:
+            outputs = model(inputs, training=False)
+        return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
+
+    return forward
+
+
+def _jax_forward(model):
+    """A jitted stateless forward pass: pure, so any number of threads can call it at once."""
+    import jax
+
+    # Our own copies of the weights: Keras may donate (free) the model's buffers in its own jitted
+    # calls, e.g. model.predict(), which would leave references to them dangling.
+    trainable = [jax.device_put(np.asarray(variable.value)) for variable in model.trainable_variables]
+    non_trainable = [jax.device_put(np.asarray(variable.value)) for variable in model.non_trainable_variables]
+
+    @jax.jit
+    def compiled(trainable_values, non_trainable_values, inputs):
+        outputs, _ = model.stateless_call(trainable_values, non_trainable_values, inputs, training=False)
+        return outputs
+
+    compiled_sizes: set[int] = set()
+    lock = threading.Lock()
+
+    def forward(inputs: np.ndarray) -> np.ndarray:
+        count = len(inputs)
+        size = _padded_size(count)
+        padded = np.zeros((size, *inputs.shape[1:]), dtype=np.float32)
+        padded[:count] = inputs
+        if size not in compiled_sizes:
+            # Tracing runs Keras layer code, which is not meant to run in two threads at once.
+            with lock:
+                outputs = compiled(trainable, non_trainable, padded)
+                compiled_sizes.add(size)
+        else:
+            outputs = compiled(trainable, non_trainable, padded)
+        return np.asarray(outputs, dtype=np.float32)[:count]
+
+    return forward

@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pytest
+
+from digitlab import fastfit
+from digitlab.backend import import_keras
+from digitlab.config import TrainingConfig
+from digitlab.errors import ConfigError
+from digitlab.models import build_model
+from digitlab.recipes import RECIPES, recipe_config
+from digitlab.train import train
+
+
+def test_tutorial_recipe_is_the_default_config():
+    assert recipe_config("tutorial") == TrainingConfig()
+
+
+def test_mlp_dropout_is_kerass_classic_mnist_mlp():
+    config = recipe_config("mlp-dropout")
+    assert (config.hidden_units, config.dropout, config.optimizer, config.batch_size, config.epochs) == (
+        (512, 512), 0.2, "rmsprop", 128, 20)
+    layers = [layer.__class__.__name__ for layer in build_model(config).layers]
+    assert layers == ["Dense", "Dropout", "Dense", "Dropout", "Dense"]
+
+
+def test_cnn_is_the_keras_io_simple_convnet():
+    config = recipe_config("cnn")
+    assert config.input_shape == (28, 28, 1) and config.validation_split == 0.1
+    model = build_model(config)
+    assert [layer.__class__.__name__ for layer in model.layers] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense"]
+    assert model.count_params() == 34_826  # the figure keras-io's example prints
+
+
+def test_flags_override_a_recipe_and_the_recipe_is_recorded():
+    config = recipe_config("cnn", epochs=2, seed=4)
+    assert (config.epochs, config.seed, config.recipe, config.batch_size) == (2, 4, "cnn", 128)
+
+
+def test_unknown_recipe_or_setting_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown recipe 'resnet'; choose one of: tutorial, mlp-dropout, cnn"):
+        recipe_config("resnet")
+    with pytest.raises(ConfigError, match="unknown training settings: colour"):
+        recipe_config("tutorial", colour="red")
+
+
+@pytest.mark.parametrize("changes", [{"architecture": "mlp", "conv_filters": (32,)},
+                                     {"architecture": "cnn", "conv_filters": ()},
+                                     {"architecture": "cnn", "conv_filters": (8, 8, 8)},
+                                     {"architecture": "rnn"}])
+def test_inconsistent_architectures_are_refused(changes):
+    with pytest.raises(ConfigError):
+        TrainingConfig(**changes)
+
+
+def test_a_cnn_run_records_its_input_shape_and_evaluates(tiny_mnist, tmp_path):
+    from digitlab.evaluate import evaluate_run
+
+    config = recipe_config("cnn", epochs=1, conv_filters=(4, 8), validation_split=0.0)
+    result = train(config, run_dir=tmp_path / "run", verbose=0)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["input_shape"] == [28, 28, 1] and saved["training"]["architecture"] == "cnn"
+    assert result.metrics["fit_loop"] == "fast"
+    assert evaluate_run(tmp_path / "run")["accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-6)
+
+
+def test_fast_loop_matches_model_fit_on_a_convnet():
+    keras = import_keras()
+    if keras.backend.backend() != "jax":
+        pytest.skip("the fast loop is JAX-only")
+    rng = np.random.default_rng(0)
+    inputs = rng.random((300, 28, 28, 1), dtype=np.float32)
+    targets = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 300)]
+    config = recipe_config("cnn", conv_filters=(4, 8))
+
+    def compiled():
+        keras.utils.set_random_seed(0)
+        model = build_model(config)
+        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        return model
+
+    expected = compiled().fit(inputs, targets, epochs=2, batch_size=128, validation_split=0.1, verbose=0).history
+    result = fastfit.fit(compiled(), inputs, targets, epochs=2, batch_size=128, validation_split=0.1, verbose=0)
+    for name in expected:
+        np.testing.assert_allclose(result.history[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_every_recipe_has_a_published_figure():
+    assert all(0.97 < recipe.published_test_accuracy < 1 for recipe in RECIPES.values())
