@@ -32,6 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOP_PER_IMAGE = 3 * 2 * (784 * 512 + 512 * 10)
 TRAINING_IMAGES = 60_000
 FLOP_PER_EPOCH = FLOP_PER_IMAGE * TRAINING_IMAGES
+# What is compared, in the order of the table.
+STACKS = {
+    "tutorial": "tutorial's stack: Keras + TensorFlow, plain fit",
+    "keras-jax": "Keras 3 on JAX, plain fit",
+    "digitlab": "`digitlab train` (defaults)",
+    "digitlab-2dev": "`digitlab train --distribute data-parallel`, 2 CPU devices",
+}
 
 
 def measure_matmul_peak(size: int = 4096, repeats: int = 5) -> dict:
@@ -95,13 +102,17 @@ def stack_commands(cache: Path, scratch: Path, round_number: int) -> dict[str, t
                       {**base, "KERAS_BACKEND": "jax"}),
         "digitlab": ([str(digitlab), "train", "--quiet", "--run-dir", str(scratch / f"digitlab-{round_number}")],
                      {**base}),
+        # The same run split over 2 CPU devices with Keras's DataParallel: the cost of distributing.
+        "digitlab-2dev": ([str(digitlab), "train", "--quiet", "--distribute", "data-parallel", "--run-dir",
+                           str(scratch / f"digitlab-2dev-{round_number}")],
+                          {**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
     }
 
 
 def figures(name: str, wall: float, rss: float, stdout: str, scratch: Path, round_number: int) -> dict:
-    if name == "digitlab":
-        metrics = json.loads((scratch / f"digitlab-{round_number}" / "metrics.json").read_text())
-        config = json.loads((scratch / f"digitlab-{round_number}" / "config.json").read_text())
+    if name.startswith("digitlab"):
+        metrics = json.loads((scratch / f"{name}-{round_number}" / "metrics.json").read_text())
+        config = json.loads((scratch / f"{name}-{round_number}" / "config.json").read_text())
         reported = {**metrics, "devices": config.get("devices")}
     else:
         reported = json.loads(stdout.strip().splitlines()[-1])
@@ -116,7 +127,7 @@ def figures(name: str, wall: float, rss: float, stdout: str, scratch: Path, roun
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds (default 3)")
-    parser.add_argument("--skip", action="append", default=[], choices=["tutorial", "keras-jax", "digitlab"])
+    parser.add_argument("--skip", action="append", default=[], choices=list(STACKS))
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "train_speed.json")
     arguments = parser.parse_args()
 
@@ -129,7 +140,7 @@ def main() -> None:
     print(f"float32 matmul peak: NumPy {peak['numpy_gflops']:.0f} GFLOP/s, JAX {peak['jax_gflops']:.0f} GFLOP/s "
           f"on {peak['device']} ({os.cpu_count()} CPUs); shares below are of {peak_gflops:.0f}", flush=True)
 
-    stacks = [name for name in ("tutorial", "keras-jax", "digitlab") if name not in arguments.skip]
+    stacks = [name for name in STACKS if name not in arguments.skip]
     if "tutorial" in stacks and not (ROOT / ".venv-tensorflow" / "bin" / "python").exists():
         print("note: .venv-tensorflow is missing, so the tutorial's stack is skipped "
               "(bash scripts/setup tensorflow .venv-tensorflow)", flush=True)
@@ -153,17 +164,15 @@ def main() -> None:
     for row in summary.values():
         row["share_of_peak"] = row["gflops"] / peak_gflops
 
-    labels = {"tutorial": "tutorial's stack: Keras + TensorFlow, plain fit",
-              "keras-jax": "Keras 3 on JAX, plain fit", "digitlab": "`digitlab train` (defaults)"}
     lines = ["| stack | end to end (s) | fit (s) | steady epoch (s) | images/s | GFLOP/s | share of peak | peak RSS (MB) | test accuracy |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, row in summary.items():
-        lines.append(f"| {labels[name]} | {row['wall_seconds']:.1f} | {row['fit_seconds']:.1f} | "
+        lines.append(f"| {STACKS[name]} | {row['wall_seconds']:.1f} | {row['fit_seconds']:.1f} | "
                      f"{row['steady_epoch_seconds']:.2f} | {row['images_per_second']:,.0f} | {row['gflops']:.0f} | "
                      f"{row['share_of_peak']:.0%} | {row['peak_rss_mb']:,.0f} | {row['test_accuracy']:.2%} |")
     ratios = {}
     if "digitlab" in summary:
-        for other in ("tutorial", "keras-jax"):
+        for other in ("tutorial", "keras-jax", "digitlab-2dev"):
             if other in summary:
                 ratios[f"end_to_end_vs_{other}"] = summary[other]["wall_seconds"] / summary["digitlab"]["wall_seconds"]
                 ratios[f"fit_vs_{other}"] = summary[other]["fit_seconds"] / summary["digitlab"]["fit_seconds"]

@@ -45,6 +45,8 @@ class TrainingConfig:
     validation_split: float = 0.0
     # Seed of weight initialisation, shuffling and dropout: same seed, same result on one machine.
     seed: int = 0
+    # Train on only the first N training images (0: all 60,000), for quick experiments and tests.
+    max_train_images: int = 0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_NAMES:
@@ -89,6 +91,9 @@ class TrainingConfig:
             raise ConfigError(f"validation_split must be in [0, 1), got {self.validation_split!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if isinstance(self.max_train_images, bool) or not isinstance(self.max_train_images, int) \
+                or self.max_train_images < 0:
+            raise ConfigError(f"max_train_images must be a whole number >= 0 (0: all), got {self.max_train_images!r}")
 
     @property
     def input_shape(self) -> tuple[int, ...]:

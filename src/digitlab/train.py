@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from digitlab import datasets, fastfit, preprocess, runs
+import numpy as np
+
+from digitlab import datasets, distributed, fastfit, preprocess, runs
 from digitlab.backend import enable_compilation_cache, import_keras, select_backend, versions
 from digitlab.config import TrainingConfig
+from digitlab.distributed import DistributionSettings
 from digitlab.errors import ConfigError
 from digitlab.models import build_model
 from digitlab.sources import ProgressCallback
@@ -33,8 +37,8 @@ EVALUATION_BATCH_SIZE = 1000
 class TrainingResult:
     """What `train` returns."""
 
-    # The run folder everything was saved into.
-    run_dir: Path
+    # The run folder everything was saved into (None on processes other than 0 of a distributed run).
+    run_dir: Path | None
     # The contents of metrics.json.
     metrics: dict[str, Any]
     # Per-epoch Keras history (loss, accuracy, val_loss, ...), as saved in history.csv.
@@ -49,7 +53,8 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
           runs_root: str | Path = runs.DEFAULT_RUNS_ROOT, backend: str | None = None,
           data_root: str | Path | None = None, from_dir: str | Path | None = None,
           verbose: int = 1, callbacks: Sequence[Any] = (),
-          progress: ProgressCallback | None = None, fit_loop: str = "fast") -> TrainingResult:
+          progress: ProgressCallback | None = None, fit_loop: str = "fast",
+          distribution: DistributionSettings | None = None) -> TrainingResult:
     """Train `config` (the tutorial's recipe by default) and save the run.
 
     Args:
@@ -63,6 +68,8 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
         progress: called while data is fetched (see `sources.ProgressCallback`).
         fit_loop: "fast" (default) runs `fastfit` where it applies and `model.fit` elsewhere;
             "keras" always runs `model.fit`. Both compute the same updates.
+        distribution: data-parallel training over all devices and processes (see
+            distributed.py); only process 0 writes the run folder, the others return run_dir None.
 
     Ctrl-C during `fit` stops training, keeps the model trained so far, evaluates it and marks
     the run "interrupted".
@@ -70,8 +77,12 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     config = config or TrainingConfig()
     if fit_loop not in FIT_LOOPS:
         raise ConfigError(f"unknown fit loop {fit_loop!r}; choose one of: {', '.join(FIT_LOOPS)}")
+    distribution = distribution or DistributionSettings()
+    if config.batch_size % distribution.num_processes:
+        raise ConfigError(f"the global batch size {config.batch_size} must divide evenly over "
+                          f"{distribution.num_processes} processes")
     # Fail on a taken run folder before any slow work, and write nothing.
-    if run_dir is not None:
+    if run_dir is not None and distribution.writes_run:
         runs.check_run_dir_free(run_dir)
     backend_name = select_backend(backend)
 
@@ -79,6 +90,11 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     started = time.perf_counter()
     (train_images, train_labels), (test_images, test_labels) = datasets.load(
         config.dataset, root=data_root, from_dir=from_dir, progress=progress)
+    if config.max_train_images:
+        train_images, train_labels = train_images[:config.max_train_images], train_labels[:config.max_train_images]
+    # Several processes: each trains on its own share; Keras assembles the global batches.
+    train_images, train_labels = distributed.shard(train_images, distribution), distributed.shard(train_labels, distribution)
+    test_images, test_labels = distributed.shard(test_images, distribution), distributed.shard(test_labels, distribution)
     training_inputs = preprocess.prepare_images(train_images, config.input_shape)  # (60000, 784) float32 in [0, 1]
     training_targets = preprocess.one_hot(train_labels)  # (60000, 10) float32
     test_inputs = preprocess.prepare_images(test_images, config.input_shape)  # (10000, 784) or (10000, 28, 28, 1)
@@ -86,33 +102,36 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     data_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
+    if distribution.strategy:
+        distributed.prepare_environment()
     keras = import_keras(backend_name)
     if backend_name == "jax":
         enable_compilation_cache(Path(data_root or datasets.data_root()) / "compiled")
     import_seconds = time.perf_counter() - started
+    if distribution.strategy:
+        distributed.setup(distribution)
 
-    run_path = runs.create_run_dir(run_dir, config.short_name(), runs_root)
-    runs.write_json(run_path / runs.CONFIG_FILE, {
-        "training": config.to_dict(),
-        "backend": backend_name,
-        "input_shape": list(training_inputs.shape[1:]),
-        "class_names": list(datasets.get_spec(config.dataset).class_names),
-        "data": {"dataset": config.dataset, "checksums": datasets.get_spec(config.dataset).checksums},
-        "versions": versions(backend_name),
-        "devices": _devices(keras),
-        "created_at": _now(),
-    })
+    run_path = runs.create_run_dir(run_dir, config.short_name(), runs_root) if distribution.writes_run else None
+    if run_path:
+        runs.write_json(run_path / runs.CONFIG_FILE, {
+            "training": config.to_dict(),
+            "backend": backend_name,
+            "input_shape": list(training_inputs.shape[1:]),
+            "class_names": list(datasets.get_spec(config.dataset).class_names),
+            "data": {"dataset": config.dataset, "checksums": datasets.get_spec(config.dataset).checksums},
+            "versions": versions(backend_name),
+            "devices": _devices(keras),
+            "distribution": {"strategy": distribution.strategy, "num_processes": distribution.num_processes,
+                             "global_batch_size": config.batch_size},
+            "created_at": _now(),
+        })
+    # Each process feeds its share of every global batch.
+    batch_size = config.batch_size // distribution.num_processes
 
     # --- build and compile --------------------------------------------------------------------
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, backend=backend_name)
-    model.compile(
-        loss="categorical_crossentropy",
-        optimizer=keras.optimizers.get({"class_name": config.optimizer,
-                                        "config": {"learning_rate": config.learning_rate}}),
-        metrics=["accuracy"],
-        steps_per_execution=STEPS_PER_EXECUTION[backend_name],
-    )
+    _compile(keras, model, config, backend_name)
 
     # --- train ------------------------------------------------------------------------------
     recorder = _EpochRecorder(keras)
@@ -122,11 +141,11 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     started = time.perf_counter()
     try:
         if loop == "fast":
-            compile_seconds = fastfit.fit(model, training_inputs, training_targets, epochs=config.epochs, batch_size=config.batch_size,
-                        validation_split=config.validation_split, callbacks=[recorder, *callbacks],
-                        verbose=verbose).compile_seconds
+            compile_seconds = fastfit.fit(model, training_inputs, training_targets, epochs=config.epochs,
+                                          batch_size=batch_size, validation_split=config.validation_split,
+                                          callbacks=[recorder, *callbacks], verbose=verbose).compile_seconds
         else:
-            model.fit(training_inputs, training_targets, epochs=config.epochs, batch_size=config.batch_size,
+            model.fit(training_inputs, training_targets, epochs=config.epochs, batch_size=batch_size,
                       validation_split=config.validation_split, shuffle=True, verbose=verbose,
                       callbacks=[recorder, *callbacks])
     except KeyboardInterrupt:
@@ -139,9 +158,13 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     evaluate_seconds = time.perf_counter() - started
 
     # --- save -------------------------------------------------------------------------------
+    if distribution.strategy:
+        # Saving a replicated model may gather its weights with collectives that only this process
+        # would join; save a local copy instead (every process makes one, to stay in step).
+        model = distributed.local_copy(model, lambda: _compile(keras, build_model(config), config, backend_name))
     history = recorder.history
     epochs_completed = len(recorder.epoch_seconds)
-    training_samples = int(len(training_inputs) * (1 - config.validation_split))
+    training_samples = int(len(training_inputs) * (1 - config.validation_split)) * distribution.num_processes
     metrics: dict[str, Any] = {
         "status": "interrupted" if interrupted else "finished",
         "epochs_completed": epochs_completed,
@@ -165,12 +188,27 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
         "backend": backend_name,
         "fit_loop": loop,
         **({"fit_loop_fallback": fallback_reason} if fallback_reason else {}),
+        # Identical on every process of a data-parallel run: a quick check that replicas agree.
+        "weights_sha256": _weights_fingerprint(model),
         "finished_at": _now(),
     })
-    runs.write_history(run_path / runs.HISTORY_FILE, history)
-    model.save(run_path / runs.MODEL_FILE)
-    runs.write_json(run_path / runs.METRICS_FILE, metrics)  # last: its presence marks a complete run
+    if run_path:
+        runs.write_history(run_path / runs.HISTORY_FILE, history)
+        model.save(run_path / runs.MODEL_FILE)
+        runs.write_json(run_path / runs.METRICS_FILE, metrics)  # last: its presence marks a complete run
     return TrainingResult(run_path, metrics, history)
+
+
+def _compile(keras, model, config: TrainingConfig, backend_name: str):
+    """Compile with the tutorial's loss and metric and the config's optimizer; returns the model."""
+    model.compile(
+        loss="categorical_crossentropy",
+        optimizer=keras.optimizers.get({"class_name": config.optimizer,
+                                        "config": {"learning_rate": config.learning_rate}}),
+        metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION[backend_name],
+    )
+    return model
 
 
 def _choose_fit_loop(requested: str, model) -> tuple[str, str]:
@@ -200,6 +238,14 @@ def _EpochRecorder(keras):
                 self.history.setdefault(name, []).append(float(value))
 
     return EpochRecorder()
+
+
+def _weights_fingerprint(model) -> str:
+    """SHA-256 of all weights' bytes, in order."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()
 
 
 def _devices(keras) -> list[str]:
