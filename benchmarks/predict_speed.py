@@ -5,12 +5,15 @@
 Images are photo-like handwritten digits made from MNIST test digits (as in tests/test_predict.py):
 dark ink on unevenly lit paper, 2x-7x, off-centre, noisy, half JPEG, some RGB; about 240x240 pixels.
 Without --model, the latest finished run under runs/ is used, or the tutorial's network is trained
-first (about 10-20 s). Figures are medians of --repeats runs, timed with time.perf_counter.
+first (about 10-20 s). Figures are medians of --repeats runs, timed with time.perf_counter; CPU
+time per image (this process and the workers, from time.process_time and /proc) is printed too, as
+it varies far less than images/s when other jobs share the cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -69,21 +72,29 @@ def main() -> None:
 
     # --- a folder of images -----------------------------------------------------------------------
     list(classifier.classify_files(paths[:64], preparer=preparer))  # workers up, batch shapes compiled
-    parallel, accuracy = [], 0.0
+    workers = list(getattr(preparer._executor, "_processes", None) or {})
+    parallel, parallel_cpu, accuracy = [], [], 0.0
     for _ in range(arguments.repeats):
+        cpu = _cpu_seconds(workers)
         started = time.perf_counter()
         results = list(classifier.classify_files(paths, preparer=preparer))
         parallel.append(len(paths) / (time.perf_counter() - started))
+        if cpu is not None:
+            parallel_cpu.append((_cpu_seconds(workers) - cpu) / len(paths))
         accuracy = sum(result.digit == label for result, label in zip(results, labels)) / len(labels)
     preparer.close()
-    in_process = []
+    in_process, in_process_cpu = [], []
     for _ in range(arguments.repeats):
+        cpu = time.process_time()
         started = time.perf_counter()
         list(classifier.classify_files(paths))
         in_process.append(len(paths) / (time.perf_counter() - started))
+        in_process_cpu.append((time.process_time() - cpu) / len(paths))
+    cpu_note = f", CPU {_ms(parallel_cpu)} per image (workers and this process)" if parallel_cpu else ""
     print(f"folder of {len(paths)}: {statistics.median(parallel):,.0f} images/s with {preparer.workers} worker "
-          f"processes, {statistics.median(in_process):,.0f} images/s in one process "
-          f"(runs: {', '.join(f'{value:,.0f}' for value in parallel)}); accuracy {accuracy:.1%}")
+          f"processes{cpu_note}; {statistics.median(in_process):,.0f} images/s in one process, CPU "
+          f"{_ms(in_process_cpu)} per image (runs: {', '.join(f'{value:,.0f}' for value in parallel)}); "
+          f"accuracy {accuracy:.1%}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     # --- the whole command, as a user runs it (includes Python start, Keras import, model load) ------
     command = [str(Path(sys.executable).parent / "digitlab"), "predict", str(scratch / "images"), "--model",
@@ -112,6 +123,19 @@ def _train_tutorial(scratch: Path) -> Path:
 
     print("no finished run under runs/: training the tutorial's network first")
     return train(TrainingConfig(), run_dir=scratch / "run", verbose=0).run_dir
+
+
+def _cpu_seconds(workers: list[int]) -> float | None:
+    """CPU seconds used so far by this process and the given worker processes (Linux /proc), or None."""
+    total = time.process_time()
+    try:
+        for pid in workers:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
+    return total if workers else None
 
 
 def _ms(seconds: list[float], fraction: float = 0.5) -> str:

@@ -92,6 +92,9 @@ def test_train_then_evaluate(monkeypatch, capsys, tiny_mnist, tmp_path):
         (["train", "--backend", "theano"], "unknown Keras backend 'theano'"),
         (["data", "fetch", "svhn"], "unknown data set 'svhn'"),
         (["evaluate", "no/such/run"], "does not exist"),
+        (["train", "--num-processes", "2"], "--coordinator"),
+        (["train", "--recipe", "resnet"], "unknown recipe 'resnet'"),
+        (["train", "--fit-loop", "turbo"], "unknown fit loop 'turbo'"),
     ],
 )
 def test_bad_input_exits_2_with_a_one_line_error(monkeypatch, capsys, data_root, arguments, message, tmp_path):

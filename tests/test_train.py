@@ -116,3 +116,28 @@ def test_bad_settings_fail_before_anything_is_written(tiny_mnist, tmp_path):
     with pytest.raises(ConfigError):
         train(TrainingConfig(epochs=-1), runs_root=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_a_real_ctrl_c_stops_cleanly_and_keeps_the_model(tmp_path):
+    import signal
+
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digitlab", "train", "--epochs", "500", "--max-train-images", "6000",
+         "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal would deliver it
+    try:
+        for line in process.stdout:
+            if "Epoch 3/500" in line:  # two epochs are done
+                process.send_signal(signal.SIGINT)
+                break
+        output = process.communicate(timeout=120)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 130, output
+    assert "interrupted after" in output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and 2 <= metrics["epochs_completed"] < 500
+    assert (run_dir / "model.keras").is_file() and metrics["test_accuracy"] > 0.8

@@ -169,20 +169,32 @@ def train(
     report: bool = typer.Option(False, "--report", help="Also write RUN_DIR/report.html (see `digitlab report`)."),
     fit_loop: str = typer.Option("fast", help="fast: one compiled call per epoch on JAX (same math as "
                                  "model.fit, which other backends use); keras: always model.fit."),
+    max_train_images: Optional[int] = typer.Option(None, help="Train on only the first N images (quick runs)."),
+    distribute: Optional[str] = typer.Option(None, help="data-parallel: replicate the model and split each "
+                                             "global batch over all devices and processes (JAX)."),
+    coordinator: Optional[str] = typer.Option(None, help="HOST:PORT of process 0 when several processes train "
+                                              "together (else $KERAS_DISTRIBUTION_JOB_ADDRESSES)."),
+    num_processes: Optional[int] = typer.Option(None, help="Processes training together "
+                                                "(else $KERAS_DISTRIBUTION_NUM_PROCESSES, else 1)."),
+    process_id: Optional[int] = typer.Option(None, help="This process's number, 0..N-1; 0 writes the run "
+                                             "(else $KERAS_DISTRIBUTION_PROCESS_ID)."),
 ) -> None:
     """Train a network (the tutorial's recipe by default) and print its test accuracy."""
+    from digitlab.distributed import DistributionSettings
     from digitlab.recipes import recipe_config
     from digitlab.train import train as train_run
 
     given = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "activation": activation,
              "dropout": dropout, "optimizer": optimizer, "learning_rate": learning_rate,
-             "validation_split": validation_split, "seed": seed,
+             "validation_split": validation_split, "seed": seed, "max_train_images": max_train_images,
              "hidden_units": None if hidden_units is None else _parse_whole_numbers("--hidden-units", hidden_units),
              "conv_filters": None if conv_filters is None else _parse_whole_numbers("--conv-filters", conv_filters)}
     config = recipe_config(recipe, **{name: value for name, value in given.items() if value is not None})
+    distribution = DistributionSettings.from_arguments(distribute, coordinator, num_processes, process_id)
     with _RichProgress() as progress:
         result = train_run(config, run_dir=run_dir, backend=backend, from_dir=from_dir,
-                           verbose=0 if quiet else 1, progress=progress, fit_loop=fit_loop)
+                           verbose=0 if quiet else 1, progress=progress, fit_loop=fit_loop,
+                           distribution=distribution)
     metrics = result.metrics
     if result.interrupted:
         error_console.print(f"interrupted after {metrics['epochs_completed']} of {config.epochs} epochs; "
@@ -190,9 +202,13 @@ def train(
     console.print(f"Test loss: {metrics['test_loss']:.4f}  Test accuracy: {metrics['test_accuracy']:.2%}",
                   highlight=False)
     if not quiet:
-        console.print(f"fit: {metrics['fit_seconds']:.1f} s ({metrics['samples_per_second']:,.0f} images/s); "
-                      f"run saved in {result.run_dir}", highlight=False)
-    if report:
+        where = f"run saved in {result.run_dir}" if result.run_dir else "process 0 saves the run"
+        console.print(f"fit: {metrics['fit_seconds']:.1f} s ({metrics['samples_per_second']:,.0f} images/s); {where}",
+                      highlight=False)
+    if distribution.strategy:
+        console.print(f"process {distribution.process_id} of {distribution.num_processes}: "
+                      f"weights sha256 {metrics['weights_sha256']}", highlight=False, soft_wrap=True)
+    if report and result.run_dir:
         from digitlab.report import write_report
 
         console.print(f"report written to {write_report(result.run_dir)}", highlight=False)
@@ -388,3 +404,36 @@ def predict(
         error_console.print(f"{len(failed)} of {len(paths)} images failed: {', '.join(failed)}", highlight=False,
                             soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve_command(
+    model: Optional[Path] = typer.Option(None, help="A run folder or a .keras file. Default: the latest finished "
+                                         "run under runs/."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 lets other machines in."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free port)."),
+    cors: list[str] = typer.Option([], "--cors", help="Let pages from this origin call the API (e.g. "
+                                   "http://localhost:3000, or '*' for any); repeat for several. Default: none."),
+    workers: int = typer.Option(1, min=1, help="Server processes, each with its own copy of the model (one "
+                                "process uses about one core)."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request (slower)."),
+    backend: Optional[str] = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+) -> None:
+    """Draw digits in the browser and classify images over HTTP (FastAPI on uvicorn); Ctrl-C stops it."""
+    from rich.markup import escape
+
+    from digitlab.serve import serve
+
+    def ready(address: str, source: str) -> None:
+        address = escape(address)
+        console.print(f"serving {escape(source)} on [bold]{address}[/]  (the page: {address}/, "
+                      f"API docs: {address}/docs); Ctrl-C stops", highlight=False, soft_wrap=True)
+
+    try:
+        serve(model, host=host, port=port, cors_origins=cors, backend=backend, access_log=access_log,
+              workers=workers, ready=ready)
+    except KeyboardInterrupt:
+        pass

@@ -12,6 +12,7 @@ overhead is milliseconds. On JAX the forward pass is compiled once per batch-siz
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -31,8 +32,12 @@ SMALLEST_BATCH = 8
 LARGEST_BATCH = 1024
 # Images sent to the model (and printed) at a time when classifying files.
 FILE_BATCH = 256
-# Images handed to a worker process at once: large enough to amortise the inter-process overhead.
-WORKER_CHUNK = 16
+# Images handed to a worker process at once: large enough to amortise the inter-process overhead
+# and to prepare them as one batch (`preprocess.prepare_image_batch`), small enough to share out.
+WORKER_CHUNK = 32
+# Images handed to the workers ahead of those taken, so that they never wait for this process
+# (which classifies, prints or saves one batch while the workers prepare the next ones).
+PREPARE_AHEAD = 2 * FILE_BATCH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +92,7 @@ class Classifier:
     """A trained model ready to classify images. Safe to use from several threads at once."""
 
     def __init__(self, model, class_names: Sequence[str] | None = None, source: str | Path | None = None,
-                 saved_config: dict[str, Any] | None = None) -> None:
+                 saved_config: dict[str, Any] | None = None, saved_metrics: dict[str, Any] | None = None) -> None:
         """Wrap a loaded Keras model; see `load_classifier` to load one from a run folder or file.
 
         Raises:
@@ -97,6 +102,7 @@ class Classifier:
         self.model = model
         self.source = str(source) if source is not None else getattr(model, "name", "model")
         self.saved_config = saved_config or {}
+        self.saved_metrics = saved_metrics or {}  # the run's metrics.json, when it was found
         self.input_shape = _image_input_shape(model, self.source)  # e.g. (784,) or (28, 28, 1)
         classes = _class_count(model, self.source)
         names = list(class_names) if class_names else [str(label) for label in range(classes)]
@@ -108,6 +114,17 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({self.source!r}, input {self.input_shape}, {len(self.class_names)} classes)"
+
+    def describe(self) -> dict[str, Any]:
+        """What is loaded, ready for JSON: name, source, training settings, metrics, input shape, classes."""
+        source = Path(self.source)
+        name = source.stem if source.suffix == ".keras" and source.stem != "model" else (
+            source.parent.name if source.suffix == ".keras" else source.name)
+        return {"name": name or self.source, "source": self.source,
+                "backend": self.saved_config.get("backend"),
+                "training": self.saved_config.get("training", {}),
+                "metrics": self.saved_metrics,
+                "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
 
     def prepare(self, image) -> np.ndarray:
         """One image (path, PIL image or array) -> the (28, 28) float32 image the network sees."""
@@ -134,8 +151,11 @@ class Classifier:
                 past bad files).
         """
         batch = _as_batch(images)
-        prepared = np.stack([self.prepare(image) for image in batch]) if batch else \
-            np.zeros((0, preprocess.MNIST_SIZE, preprocess.MNIST_SIZE), np.float32)
+        outcomes = preprocess.prepare_image_batch(batch)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        prepared = np.stack(outcomes) if batch else np.zeros((0, preprocess.MNIST_SIZE, preprocess.MNIST_SIZE), np.float32)
         probabilities = self.probabilities(prepared)
         return Prediction(probabilities.argmax(axis=1), probabilities, prepared)
 
@@ -153,10 +173,12 @@ class Classifier:
         if save_preprocessed is not None:
             save_preprocessed = Path(save_preprocessed)
             save_preprocessed.mkdir(parents=True, exist_ok=True)
-        prepare = preparer.map if preparer is not None else lambda batch: map(_prepare_file, batch)
+        # (image or None, error or None) per file, in order; workers keep preparing the next files
+        # while this process classifies a batch.
+        prepared = preparer.map(paths) if preparer is not None else _prepare_files_lazily(paths)
         for start in range(0, len(paths), FILE_BATCH):
             batch = paths[start:start + FILE_BATCH]
-            outcomes = list(prepare(batch))  # (image or None, error or None) per file
+            outcomes = list(itertools.islice(prepared, len(batch)))
             good = [index for index, (image, _) in enumerate(outcomes) if image is not None]
             probabilities = self.probabilities(np.stack([outcomes[index][0] for index in good])) if good else None
             row_of = {index: row for row, index in enumerate(good)}
@@ -194,9 +216,27 @@ class ImagePreparer:
         self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
 
     def map(self, paths: Sequence[Path]) -> Iterator[tuple[np.ndarray | None, str | None]]:
-        """(prepared image, None) or (None, error message) per path, in order."""
-        chunk = max(1, min(WORKER_CHUNK, math.ceil(len(paths) / self.workers)))
-        return self._executor.map(_prepare_file, paths, chunksize=chunk)
+        """(prepared image, None) or (None, error message) per path, in order, as they are ready.
+
+        Files are handed out in chunks, up to PREPARE_AHEAD images ahead of what has been taken, so
+        that a long list is neither submitted at once nor left waiting while the results are used.
+        """
+        from collections import deque
+
+        size = max(1, min(WORKER_CHUNK, math.ceil(len(paths) / self.workers)))
+        ahead = max(2 * self.workers, math.ceil(PREPARE_AHEAD / size))  # chunks in flight
+        chunks = (paths[start:start + size] for start in range(0, len(paths), size))
+        pending: deque = deque()
+        try:
+            for chunk in chunks:
+                pending.append(self._executor.submit(_prepare_files, chunk))
+                if len(pending) > ahead:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -236,6 +276,8 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None,
     else:
         raise ModelError(f"model {path} does not exist; give a run folder (see `ls runs/`) or a .keras file")
     saved_config = _read_config(config_path) if config_path.is_file() else {}
+    metrics_path = config_path.parent / runs.METRICS_FILE
+    saved_metrics = _read_config(metrics_path) if config_path.is_file() and metrics_path.is_file() else {}
     keras = import_keras(backend)
     try:
         model = keras.saving.load_model(model_path, safe_mode=True)
@@ -244,7 +286,8 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None,
         detail = (str(err).strip() or type(err).__name__).splitlines()[0].split(". ")[0][:300]
         raise ModelError(f"{model_path} is not a loadable Keras model ({detail}); give a run folder written by "
                          "`digitlab train` or a .keras file saved by Keras 3") from err
-    return Classifier(model, saved_config.get("class_names"), source=path, saved_config=saved_config)
+    return Classifier(model, saved_config.get("class_names"), source=path, saved_config=saved_config,
+                      saved_metrics=saved_metrics)
 
 
 def image_files(inputs: Iterable[str | Path]) -> list[Path]:
@@ -278,14 +321,23 @@ def available_cores() -> int:
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _prepare_file(path: Path) -> tuple[np.ndarray | None, str | None]:
+def _prepare_files(paths: Sequence[Path]) -> list[tuple[np.ndarray | None, str | None]]:
     """Runs in worker processes too: never raises, so one bad file cannot stop the others."""
-    try:
-        return preprocess.prepare_image(path), None
-    except DigitlabError as err:
-        return None, str(err)
-    except Exception as err:  # an image that trips Pillow or NumPy in a way not foreseen: report it
-        return None, f"{path}: cannot be prepared ({type(err).__name__}: {err})"
+    outcomes = []
+    for path, outcome in zip(paths, preprocess.prepare_image_batch(paths)):
+        if not isinstance(outcome, BaseException):
+            outcomes.append((outcome, None))
+        elif isinstance(outcome, DigitlabError):
+            outcomes.append((None, str(outcome)))
+        else:  # an image that trips Pillow or NumPy in a way not foreseen: report it
+            outcomes.append((None, f"{path}: cannot be prepared ({type(outcome).__name__}: {outcome})"))
+    return outcomes
+
+
+def _prepare_files_lazily(paths: Sequence[Path]) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    """`_prepare_files` in this process, a chunk at a time."""
+    for start in range(0, len(paths), WORKER_CHUNK):
+        yield from _prepare_files(paths[start:start + WORKER_CHUNK])
 
 
 def _warm_up() -> None:

@@ -1,0 +1,149 @@
+"""Run the web app (`digitlab.web.app`) on uvicorn: `serve()` for the CLI, `running()` for tests and scripts.
+
+    serve("runs/<run>", port=8000)                 # blocks until Ctrl-C
+    with running(classifier) as address: ...      # a server in a background thread, on a free port
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from digitlab.errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"  # only this machine, unless asked otherwise
+DEFAULT_PORT = 8000
+_WORKER_OPTIONS = "DIGITLAB_SERVE_OPTIONS"  # how `serve(workers=N)` hands its options to worker processes
+
+
+def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          cors_origins: Sequence[str] = (), backend: str | None = None, access_log: bool = False,
+          workers: int = 1, ready: Callable[[str, str], None] | None = None) -> None:
+    """Load a model and serve the drawing page and the API until interrupted.
+
+    Args:
+        model: a run folder or a .keras file; None: the most recent finished run under runs/.
+        host, port: where to listen (port 0: any free port).
+        cors_origins: origins allowed to call the API from other pages ("*" for any); none by default.
+        backend: Keras backend; default $KERAS_BACKEND, else jax.
+        access_log: log every request (costs some speed).
+        workers: server processes sharing the socket, each with its own copy of the model. One
+            process runs Python on one core at a time (the GIL); more use more cores.
+        ready: called with the address ("http://host:port") and the model's path once the socket is
+            bound (and, with one worker, the model loaded).
+
+    Raises:
+        RunFolderError, ModelError: no model to serve.
+        ConfigError: the address is taken or cannot be bound.
+    """
+    import uvicorn
+
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    logging = {"log_level": "info" if access_log else "warning", "access_log": access_log,
+               "timeout_graceful_shutdown": 5}
+    sock = _bind(host, port)  # first: a taken port is reported before a model is loaded
+    try:
+        if workers == 1:
+            from digitlab.predict import load_classifier
+            from digitlab.web.app import create_app
+
+            classifier = load_classifier(model, backend=backend)
+            source = classifier.source
+            config = uvicorn.Config(create_app(classifier, cors_origins=cors_origins), **logging)
+        else:
+            # Each worker is a fresh (spawned) process that loads the model itself: JAX cannot be forked.
+            model = _model_path(model)
+            source = str(model)
+            os.environ[_WORKER_OPTIONS] = json.dumps({"model": str(model.resolve()), "backend": backend,
+                                                      "cors_origins": list(cors_origins)})
+            config = uvicorn.Config("digitlab.serve:app_from_environment", factory=True, workers=workers, **logging)
+        if ready is not None:
+            ready(address_of(sock), source)
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            import inspect
+
+            from uvicorn.supervisors import Multiprocess
+
+            # Older uvicorn releases take the server's run method as `target`; newer ones build it.
+            if "target" in inspect.signature(Multiprocess).parameters:
+                Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+            else:
+                Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+
+
+def app_from_environment():
+    """The app for one worker process of `serve(workers=N)`: options come from the parent's environment."""
+    from digitlab.predict import load_classifier
+    from digitlab.web.app import create_app
+
+    options = json.loads(os.environ[_WORKER_OPTIONS])
+    classifier = load_classifier(options["model"], backend=options["backend"])
+    return create_app(classifier, cors_origins=options["cors_origins"])
+
+
+@contextlib.contextmanager
+def running(classifier, host: str = DEFAULT_HOST, port: int = 0, **app_options) -> Iterator[str]:
+    """Serve `classifier` from a background thread for the duration of the block; yields the address."""
+    import uvicorn
+
+    from digitlab.web.app import create_app
+
+    sock = _bind(host, port)
+    # log_config=None: leave the process's logging alone (uvicorn's own setup would take over the
+    # root handlers of a test run or a notebook).
+    config = uvicorn.Config(create_app(classifier, **app_options), log_level="warning", access_log=False,
+                            log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="digitlab-server", daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the server thread stopped before it started; see the log above")
+            thread.join(0.01)
+        yield address_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _model_path(model: str | Path | None) -> Path:
+    """The run folder or model file to serve, checked to exist (workers load it themselves)."""
+    from digitlab import runs
+    from digitlab.errors import ModelError
+
+    path = Path(model) if model is not None else runs.latest_finished_run()
+    if not path.exists():
+        raise ModelError(f"model {path} does not exist; give a run folder (see `ls runs/`) or a .keras file")
+    return path
+
+
+def address_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A bound socket (uvicorn listens on it): binding here tells the real port when `port` is 0."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror or err}); choose another --port "
+                          "(0: any free one) or --host") from err
+    sock.set_inheritable(True)
+    return sock

@@ -1,0 +1,387 @@
+"""The HTTP API (web/app.py, serve.py, `digitlab serve`) against a real uvicorn server on 127.0.0.1.
+
+A tiny model trained on the conftest's fake MNIST is served from a background thread on a free port;
+requests are real HTTP through httpx. Good images, every kind of bad input, the limits, the page.
+"""
+
+import dataclasses
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitlab import datasets, predict, serve
+from digitlab.config import TrainingConfig
+from digitlab.train import train
+from digitlab.web import app as web_app
+
+from conftest import make_images, write_fake_dataset
+from test_cli import run_cli
+
+
+def digit_picture(seed: int, size=(120, 100)) -> Image.Image:
+    """Dark strokes on light paper: something with ink, different per seed."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("L", size, 235)
+    points = [tuple(int(value) for value in rng.integers(15, min(size) - 15, 2)) for _ in range(4)]
+    ImageDraw.Draw(image).line(points, fill=20, width=6)
+    return image
+
+
+def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run folder trained for one epoch on tiny fake MNIST (the conftest's `tiny_mnist`, module-wide)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGITLAB_DATA", str(folder / "cache"))
+        checksums = write_fake_dataset(folder / "source")
+        patch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], checksums=checksums))
+        datasets.fetch("mnist", sources=[datasets.FolderSource(folder / "source")])
+        train(TrainingConfig(epochs=1, batch_size=32, hidden_units=(32,)), run_dir=folder / "run", verbose=0)
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_run):
+    return predict.load_classifier(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def server(classifier):
+    """The app on uvicorn in a background thread, on a free port of 127.0.0.1; yields an httpx client."""
+    with serve.running(classifier) as address, httpx.Client(base_url=address, timeout=30) as client:
+        yield client
+
+
+def assert_error(response, status: int, code: str, *words: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    answer = response.json()
+    assert answer["code"] == code and isinstance(answer["error"], str) and answer["error"], answer
+    for word in words:
+        assert word in answer["error"], answer
+    return answer
+
+
+def assert_prediction(answer: dict, expected_probabilities: np.ndarray, expected_image: np.ndarray) -> None:
+    probabilities = np.array(answer["probabilities"])
+    assert probabilities.shape == (10,) and abs(probabilities.sum() - 1) < 1e-4
+    assert answer["digit"] == int(expected_probabilities.argmax()) and answer["label"] == str(answer["digit"])
+    np.testing.assert_allclose(probabilities, expected_probabilities, atol=1e-5)
+    image = np.array(answer["preprocessed"])
+    assert image.shape == (28, 28) and image.min() >= 0 and image.max() <= 1
+    np.testing.assert_allclose(image, expected_image, atol=6e-4)  # rounded to 3 decimals
+
+
+# --- good requests ----------------------------------------------------------------------------
+
+
+def test_health_names_the_model(server, tiny_run):
+    response = server.get("/api/health")
+    assert response.status_code == 200 and response.json() == {"status": "ok", "model": tiny_run.name}
+
+
+def test_model_info_gives_the_config_and_metrics(server, tiny_run):
+    info = server.get("/api/model").json()
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert info["name"] == tiny_run.name and info["source"] == str(tiny_run)
+    assert info["training"]["hidden_units"] == [32] and info["training"]["epochs"] == 1
+    assert info["metrics"]["test_accuracy"] == metrics["test_accuracy"] and info["metrics"]["status"] == "finished"
+    assert info["input_shape"] == [784] and info["class_names"] == [str(label) for label in range(10)]
+
+
+def test_a_multipart_upload_is_classified_like_the_python_api(server, classifier):
+    picture = digit_picture(1)
+    expected = classifier.predict(picture)
+    response = server.post("/api/predict", files={"file": ("one.png", encode(picture), "image/png")})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert_prediction(response.json(), expected.probabilities[0], expected.images[0])
+
+
+def test_raw_image_bytes_are_classified(server, classifier):
+    data = encode(digit_picture(2).convert("RGB"), "JPEG", quality=90)
+    expected = classifier.predict(io.BytesIO(data))
+    for content_type in ("image/jpeg", "application/octet-stream"):
+        response = server.post("/api/predict", content=data, headers={"Content-Type": content_type})
+        assert response.status_code == 200, response.text
+        assert_prediction(response.json(), expected.probabilities[0], expected.images[0])
+
+
+def test_json_pixels_go_through_the_same_preparation(server, classifier):
+    images, _ = make_images(3, seed=5)  # (3, 28, 28) uint8, white on black like MNIST
+    for image in images:
+        expected = classifier.predict(image)
+        response = server.post("/api/predict", json={"pixels": image.tolist()})
+        assert response.status_code == 200, response.text
+        assert_prediction(response.json(), expected.probabilities[0], expected.images[0])
+    # Dark on light, and floats: the same digit, inverted, gives the same answer.
+    inverted = (255.0 - images[0]).tolist()
+    answer = server.post("/api/predict", json={"pixels": inverted}).json()
+    np.testing.assert_allclose(answer["probabilities"], classifier.predict(images[0]).probabilities[0], atol=0.05)
+
+
+# --- bad requests -----------------------------------------------------------------------------
+
+
+def test_a_blank_image_is_no_ink_not_a_guess(server):
+    blank = encode(Image.new("L", (280, 280), 255))
+    assert_error(server.post("/api/predict", files={"file": ("blank.png", blank, "image/png")}), 422, "no_ink",
+                 "no ink")
+    assert_error(server.post("/api/predict", content=blank, headers={"Content-Type": "image/png"}), 422, "no_ink")
+    assert_error(server.post("/api/predict", json={"pixels": [[0] * 28] * 28}), 422, "no_ink", "no ink")
+
+
+def test_not_an_image_is_refused(server):
+    answer = assert_error(server.post("/api/predict", content=b"hello, not a picture",
+                                      headers={"Content-Type": "image/png"}), 422, "bad_image", "not an image")
+    assert "request body" in answer["error"]
+    # An upload's error names the file.
+    assert_error(server.post("/api/predict", files={"file": ("notes.txt", b"plain text", "text/plain")}), 422,
+                 "bad_image", "notes.txt", "not an image")
+
+
+def test_a_truncated_image_is_refused(server):
+    data = encode(digit_picture(3).convert("RGB"), "JPEG", quality=90)
+    assert_error(server.post("/api/predict", files={"file": ("cut.jpg", data[: len(data) // 2], "image/jpeg")}),
+                 422, "bad_image", "truncated")
+    png = encode(digit_picture(3))
+    assert_error(server.post("/api/predict", content=png[: len(png) // 2]), 422, "bad_image")
+
+
+@pytest.mark.parametrize("pixels, words", [
+    ([[0] * 28] * 27, ["28 rows", "got 27 rows"]),
+    ([[0] * 28] * 27 + [[0] * 29], ["row 27 has 29 values"]),
+    ([[0] * 28] * 27 + [[300] + [0] * 27], ["300", "0-255"]),
+    ([[0] * 28] * 27 + [[-1] + [0] * 27], ["-1", "0-255"]),
+    ([[0] * 28] * 27 + [["7"] + [0] * 27], ["row 27 holds something other than numbers"]),
+    ([[0] * 28] * 27 + [[True] + [0] * 27], ["row 27 holds something other than numbers"]),
+    ([[0] * 28] * 27 + [[None] + [0] * 27], ["row 27 holds something other than numbers"]),
+    ([[[0, 0, 0]] * 28] * 28, ["row 0 holds something other than numbers"]),
+    ("an image", ['got "an image"']),
+    ([0] * 28, ["row 0 is not a list"]),
+])
+def test_pixels_of_the_wrong_shape_or_range_are_refused(server, pixels, words):
+    assert_error(server.post("/api/predict", json={"pixels": pixels}), 422, "bad_pixels", *words)
+
+
+def test_non_finite_and_huge_pixels_are_refused(server):
+    body = json.dumps({"pixels": [[0] * 28] * 27 + [[0] * 27 + [float("nan")]]})  # Python writes NaN
+    assert "NaN" in body
+    assert_error(server.post("/api/predict", content=body, headers={"Content-Type": "application/json"}), 422,
+                 "bad_pixels")
+    assert_error(server.post("/api/predict", json={"pixels": [[0] * 28] * 27 + [[10**400] + [0] * 27]}), 422,
+                 "bad_pixels", "too large")
+
+
+@pytest.mark.parametrize("body, words", [
+    (b'{"pixels": [[0, 0', ["not valid JSON"]),
+    (b"\xff\xfe{", ["not valid JSON"]),
+    (b"[1, 2, 3]", ["no `pixels`"]),
+    (b'{"pixel": []}', ["no `pixels`"]),
+    (b'{"pixels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", ["nested too deeply"]),
+])
+def test_malformed_json_is_refused(server, body, words):
+    assert_error(server.post("/api/predict", content=body, headers={"Content-Type": "application/json"}), 400,
+                 "bad_json", *words)
+
+
+def test_a_request_without_an_image_is_refused(server):
+    assert_error(server.post("/api/predict", content=b""), 400, "no_image", "no body")
+    assert_error(server.post("/api/predict", data={"name": "seven"}, files={"other": ("a.png", b"x", "image/png")}),
+                 400, "no_image", "field `file`", "other")
+    assert_error(server.post("/api/predict", files={"file": ("empty.png", b"", "image/png")}), 400, "no_image",
+                 "empty")
+    # A multipart body that is not multipart.
+    assert_error(server.post("/api/predict", content=b"garbage",
+                             headers={"Content-Type": "multipart/form-data; boundary=xyz"}), 400, "bad_multipart",
+                 "multipart")
+
+
+def test_bodies_over_5_mb_get_413(server):
+    big = bytes(web_app.MAX_BODY_BYTES + 1)
+    # Declared with Content-Length: refused before it is read.
+    assert_error(server.post("/api/predict", content=big, headers={"Content-Type": "image/png"}), 413, "too_large",
+                 "5 MB")
+    assert_error(server.post("/api/predict", files={"file": ("big.png", big, "image/png")}), 413, "too_large")
+
+    # Chunked (no Content-Length): counted while it streams in.
+    def chunks():
+        for _ in range(12):
+            yield bytes(512 * 1024)
+
+    response = server.post("/api/predict", content=chunks(), headers={"Content-Type": "image/png"})
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "too_large")
+    # Just under the limit is read (and refused only as not an image).
+    assert_error(server.post("/api/predict", content=bytes(web_app.MAX_BODY_BYTES - 10)), 422, "bad_image")
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(server):
+    bomb = encode(Image.new("1", (12_000, 12_000)))  # 144 megapixels in about 18 kB
+    assert len(bomb) < 100_000
+    started = time.perf_counter()
+    assert_error(server.post("/api/predict", files={"file": ("bomb.png", bomb, "image/png")}), 422, "bad_image",
+                 "megapixels")
+    assert time.perf_counter() - started < 2  # refused from the header, not after decoding 144 MB
+
+
+def test_unknown_paths_and_methods_answer_json(server):
+    assert_error(server.get("/api/nothing"), 404, "not_found")
+    assert_error(server.get("/api/predict"), 405, "method_not_allowed")
+
+
+def test_the_server_still_answers_after_a_burst_of_bad_requests(server, classifier):
+    bad_requests = [
+        {"content": b"not an image"},
+        {"content": b'{"pixels": [', "headers": {"Content-Type": "application/json"}},
+        {"json": {"pixels": [[999] * 28] * 28}},
+        {"content": encode(Image.new("1", (12_000, 12_000)))},
+        {"content": encode(digit_picture(4))[:200]},
+        {"content": bytes(web_app.MAX_BODY_BYTES + 100)},
+        {"json": {"pixels": [[0] * 28] * 28}},
+    ]
+    statuses, failures = [], []
+
+    def send(options):
+        try:
+            with httpx.Client(base_url=str(server.base_url), timeout=30) as client:
+                statuses.append(client.post("/api/predict", **options).status_code)
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            failures.append(err)
+
+    threads = [threading.Thread(target=send, args=(options,)) for options in bad_requests * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and len(statuses) == len(bad_requests) * 4
+    assert all(400 <= status < 500 for status in statuses), statuses
+    assert server.get("/api/health").json()["status"] == "ok"
+    picture = digit_picture(6)
+    answer = server.post("/api/predict", content=encode(picture)).json()
+    assert answer["digit"] == int(classifier.predict(picture).digits[0])
+
+
+def test_the_event_loop_answers_while_images_are_prepared(server):
+    """Preparing runs in worker threads: health answers at once while big uploads are worked on."""
+    big = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (1500, 1500), dtype=np.uint8)))
+    done = []
+    threads = [threading.Thread(target=lambda: done.append(httpx.post(f"{server.base_url}/api/predict",
+                                                                      content=big, timeout=60)))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    started = time.perf_counter()
+    assert server.get("/api/health").status_code == 200
+    health_seconds = time.perf_counter() - started
+    for thread in threads:
+        thread.join()
+    assert len(done) == 3 and health_seconds < 1.0
+
+
+# --- the page, CORS, OpenAPI ------------------------------------------------------------------
+
+
+def test_the_page_is_served_and_loads_nothing_from_elsewhere(server):
+    page = server.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert 'id="pad"' in page.text and 'id="bars"' in page.text and 'id="seen"' in page.text
+    assert "Upload an image" in page.text and "Clear" in page.text
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        response = server.get(asset)
+        assert response.status_code == 200 and response.content, asset
+    for path in web_app.STATIC_DIR.iterdir():
+        # No CDN, no web fonts, no external scripts: the page works offline.
+        assert not re.search(r"https?://|//cdn|@import|url\(", path.read_text(encoding="utf-8")), path.name
+
+
+def test_no_cors_unless_asked(server, classifier):
+    headers = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    assert "access-control-allow-origin" not in server.get("/api/health", headers=headers).headers
+    assert "access-control-allow-origin" not in server.options("/api/predict", headers=headers).headers
+    with serve.running(classifier, cors_origins=["http://elsewhere.example"]) as address:
+        allowed = httpx.options(f"{address}/api/predict", headers=headers)
+        assert allowed.headers["access-control-allow-origin"] == "http://elsewhere.example"
+
+
+def test_openapi_describes_the_three_request_kinds(server):
+    schema = server.get("/openapi.json").json()
+    body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json", "image/png"} <= set(body)
+    assert "PredictionAnswer" in json.dumps(schema) and server.get("/docs").status_code == 200
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_digitlab_serve_prints_the_address_and_serves(tiny_run):
+    process = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(tiny_run), "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        address = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert address, (line, process.stderr.read() if process.poll() is not None else "")
+        for _ in range(200):  # the address is printed once bound; the app starts a moment later
+            try:
+                response = httpx.get(f"{address.group()}/api/health", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert response.json() == {"status": "ok", "model": tiny_run.name}
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.mark.slow
+def test_digitlab_serve_with_two_worker_processes(tiny_run):
+    process = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(tiny_run), "--port", "0",
+                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        address = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline()).group()
+        answers = []
+        for _ in range(1200):  # each worker loads the model itself
+            try:
+                answers.append(httpx.post(f"{address}/api/predict", content=encode(digit_picture(7)), timeout=10))
+            except httpx.TransportError:
+                time.sleep(0.05)
+            if len(answers) >= 20:
+                break
+        assert len(answers) == 20 and all(answer.status_code == 200 for answer in answers)
+        assert len({answer.json()["digit"] for answer in answers}) == 1
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert process.returncode is not None
+
+
+def test_digitlab_serve_on_a_taken_port_is_one_clear_error(monkeypatch, capsys, tiny_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(monkeypatch, capsys, "serve", "--model", str(tiny_run), "--port", str(port))
+    assert code == 2 and "cannot listen on 127.0.0.1" in err and "--port" in err
+
+
+def test_help_imports_neither_fastapi_nor_uvicorn():
+    script = "import sys\nfrom digitlab import cli\nprint(any(name in sys.modules for name in ('fastapi', 'uvicorn')))"
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert completed.stdout.strip() == "False", completed.stderr
