@@ -124,10 +124,13 @@ def test_a_real_ctrl_c_stops_cleanly_and_keeps_the_model(tmp_path):
     import signal
 
     run_dir = tmp_path / "run"
+    # Python ignores Ctrl-C in a child whose parent ignored it (as a CI runner may): restore the
+    # handler a terminal would give, then run the CLI as `digitlab train ...`.
+    launcher = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "sys.argv = ['digitlab', *sys.argv[1:]]; from digitlab.cli import main; main()")
     process = subprocess.Popen(
-        [sys.executable, "-m", "digitlab", "train", "--epochs", "500", "--max-train-images", "6000",
-         "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal would deliver it
+        [sys.executable, "-c", launcher, "train", "--epochs", "500", "--max-train-images", "6000",
+         "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in process.stdout:
             if "Epoch 3/500" in line:  # two epochs are done
