@@ -58,6 +58,10 @@ def test_models_with_regularisation_losses_are_left_to_model_fit():
     usable, reason = fastfit.supports(compiled_model(regularizer="l2"))
     assert not usable and "regularisation" in reason
     assert fastfit.supports(compiled_model()) == (True, "")
+    convnet = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                                keras.layers.Dense(10, activation="softmax")])
+    convnet.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    assert fastfit.supports(convnet)[0] is False
 
 
 def test_train_records_the_loop_and_both_loops_agree(tiny_mnist, tmp_path):

@@ -61,7 +61,7 @@ def test_a_cnn_run_records_its_input_shape_and_evaluates(tiny_mnist, tmp_path):
     result = train(config, run_dir=tmp_path / "run", verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["input_shape"] == [28, 28, 1] and saved["training"]["architecture"] == "cnn"
-    assert result.metrics["fit_loop"] == "fast"
+    assert result.metrics["fit_loop"] == "keras" and "convolutions" in result.metrics["fit_loop_fallback"]
     assert evaluate_run(tmp_path / "run")["accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-6)
 
 
