@@ -68,18 +68,6 @@ class DistributionSettings:
         return cls(strategy, coordinator, num_processes, process_id)
 
 
-def prepare_environment() -> None:
-    """Set XLA's CPU options that data-parallel training needs; call before JAX starts its backend.
-
-    Several CPU devices in one process share one thread pool. With Eigen's multi-threaded kernels,
-    one device's matrix multiply can take every thread of the pool while the other device waits
-    for it at an all-reduce, and training stalls (seen here on 2 cores). Single-threaded kernels
-    per device avoid that; each device then uses one core.
-    """
-    if _platform() == "cpu" and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
-
-
 def local_copy(model, build):
     """A copy of a replicated model that lives on this process alone, for saving without collectives.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +86,9 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     if run_dir is not None and distribution.writes_run:
         runs.check_run_dir_free(run_dir)
     backend_name = select_backend(backend)
+    # Importing Keras and JAX takes about a second; do it while the data is read and prepared.
+    importer = threading.Thread(target=import_keras, args=(backend_name,), daemon=True)
+    importer.start()
 
     # --- prepare data -----------------------------------------------------------------------
     started = time.perf_counter()
@@ -102,8 +106,7 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     data_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    if distribution.strategy:
-        distributed.prepare_environment()
+    importer.join()
     keras = import_keras(backend_name)
     if backend_name == "jax":
         enable_compilation_cache(Path(data_root or datasets.data_root()) / "compiled")
