@@ -69,3 +69,19 @@ def tiny_mnist(data_root, fake_source_dir, monkeypatch) -> Path:
     monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], checksums=checksums))
     result = datasets.fetch("mnist", sources=[datasets.FolderSource(folder)])
     return result.directory
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run folder trained for one epoch on tiny fake MNIST (as `tiny_mnist`, but once per module)."""
+    from digitlab.config import TrainingConfig
+    from digitlab.train import train
+
+    folder = tmp_path_factory.mktemp("tiny")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGITLAB_DATA", str(folder / "cache"))
+        checksums = write_fake_dataset(folder / "source")
+        patch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], checksums=checksums))
+        datasets.fetch("mnist", sources=[datasets.FolderSource(folder / "source")])
+        train(TrainingConfig(epochs=1, batch_size=32, hidden_units=(32,)), run_dir=folder / "run", verbose=0)
+    return folder / "run"

@@ -1,6 +1,5 @@
 import dataclasses
 import functools
-import gzip
 import http.server
 import os
 import threading
@@ -140,7 +139,7 @@ def test_later_sources_fill_in_files_an_earlier_one_lacked(data_root, fake_mnist
 def test_an_interrupted_fetch_leaves_the_cache_empty_and_the_next_fetch_works(data_root, fake_mnist_spec):
     class InterruptedSource(FolderSource):
         def provide(self, names, scratch, progress):
-            provided = super().provide(names[:2], scratch, progress)
+            super().provide(names[:2], scratch, progress)
             (scratch / names[2]).write_bytes(b"\x00\x00\x08")  # half-written
             raise KeyboardInterrupt
 

@@ -1,6 +1,5 @@
 """predict.py and `digitlab predict`: load a model, classify images, report bad files; real accuracy (slow)."""
 
-import dataclasses
 import json
 import re
 import threading
@@ -15,7 +14,6 @@ from digitlab.config import TrainingConfig
 from digitlab.errors import ImageError, ModelError, RunFolderError
 from digitlab.train import train
 
-from conftest import write_fake_dataset
 from realistic_digits import find_fonts, write_handwritten, write_printed
 from test_cli import run_cli
 
@@ -27,19 +25,6 @@ def digit_picture(seed: int, size=(120, 100)) -> Image.Image:
     points = [tuple(int(value) for value in rng.integers(15, min(size) - 15, 2)) for _ in range(4)]
     ImageDraw.Draw(image).line(points, fill=20, width=6)
     return image
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A run folder trained for one epoch on tiny fake MNIST (the conftest's `tiny_mnist`, module-wide)."""
-    folder = tmp_path_factory.mktemp("tiny")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DIGITLAB_DATA", str(folder / "cache"))
-        checksums = write_fake_dataset(folder / "source")
-        patch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], checksums=checksums))
-        datasets.fetch("mnist", sources=[datasets.FolderSource(folder / "source")])
-        train(TrainingConfig(epochs=1, batch_size=32, hidden_units=(32,)), run_dir=folder / "run", verbose=0)
-    return folder / "run"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ A tiny model trained on the conftest's fake MNIST is served from a background th
 requests are real HTTP through httpx. Good images, every kind of bad input, the limits, the page.
 """
 
-import dataclasses
 import io
 import json
 import re
@@ -19,12 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digitlab import datasets, predict, serve
-from digitlab.config import TrainingConfig
-from digitlab.train import train
+from digitlab import predict, serve
 from digitlab.web import app as web_app
 
-from conftest import make_images, write_fake_dataset
+from conftest import make_images
 from test_cli import run_cli
 
 
@@ -41,19 +38,6 @@ def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A run folder trained for one epoch on tiny fake MNIST (the conftest's `tiny_mnist`, module-wide)."""
-    folder = tmp_path_factory.mktemp("tiny")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DIGITLAB_DATA", str(folder / "cache"))
-        checksums = write_fake_dataset(folder / "source")
-        patch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], checksums=checksums))
-        datasets.fetch("mnist", sources=[datasets.FolderSource(folder / "source")])
-        train(TrainingConfig(epochs=1, batch_size=32, hidden_units=(32,)), run_dir=folder / "run", verbose=0)
-    return folder / "run"
 
 
 @pytest.fixture(scope="module")

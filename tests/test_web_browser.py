@@ -173,7 +173,6 @@ def test_a_blank_upload_says_no_ink(page_at, tmp_path):
 
 
 def test_on_a_phone_sized_screen_the_answer_is_in_view(page_at):
-    from playwright.sync_api import expect
 
     page = page_at(390, 844, scale=2)
     draw(page, SEVEN)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.config import DATASET_NAMES
-from digitlab.errors import ChecksumError, DataUnavailableError, IdxFormatError, UnknownDatasetError
+from digitlab.errors import DataUnavailableError, IdxFormatError, UnknownDatasetError
 from digitlab.idx import read_idx
 from digitlab.sources import (
     CHUNK_BYTES,
