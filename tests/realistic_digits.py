@@ -114,3 +114,12 @@ def write_printed(folder: Path, fonts: list[str], count: int, seed: int) -> list
         path.write_bytes(data)
         written.append((path, digit))
     return written
+
+
+def digit_picture(seed: int, size=(120, 100)):
+    """Dark strokes on light paper: something with ink, different per seed."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("L", size, 235)
+    points = [tuple(int(value) for value in rng.integers(15, min(size) - 15, 2)) for _ in range(4)]
+    ImageDraw.Draw(image).line(points, fill=20, width=6)
+    return image

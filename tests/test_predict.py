@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import digitlab
 from digitlab import datasets, predict
@@ -14,17 +14,8 @@ from digitlab.config import TrainingConfig
 from digitlab.errors import ImageError, ModelError, RunFolderError
 from digitlab.train import train
 
-from realistic_digits import find_fonts, write_handwritten, write_printed
+from realistic_digits import digit_picture, find_fonts, write_handwritten, write_printed
 from test_cli import run_cli
-
-
-def digit_picture(seed: int, size=(120, 100)) -> Image.Image:
-    """Dark strokes on light paper: something with ink, different per seed."""
-    rng = np.random.default_rng(seed)
-    image = Image.new("L", size, 235)
-    points = [tuple(int(value) for value in rng.integers(15, min(size) - 15, 2)) for _ in range(4)]
-    ImageDraw.Draw(image).line(points, fill=20, width=6)
-    return image
 
 
 @pytest.fixture(scope="module")

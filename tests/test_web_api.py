@@ -16,22 +16,14 @@ import time
 import httpx
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from digitlab import predict, serve
 from digitlab.web import app as web_app
 
 from conftest import make_images
+from realistic_digits import digit_picture
 from test_cli import run_cli
-
-
-def digit_picture(seed: int, size=(120, 100)) -> Image.Image:
-    """Dark strokes on light paper: something with ink, different per seed."""
-    rng = np.random.default_rng(seed)
-    image = Image.new("L", size, 235)
-    points = [tuple(int(value) for value in rng.integers(15, min(size) - 15, 2)) for _ in range(4)]
-    ImageDraw.Draw(image).line(points, fill=20, width=6)
-    return image
 
 
 def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:

@@ -110,6 +110,7 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     keras = import_keras(backend_name)
     if backend_name == "jax":
         enable_compilation_cache(Path(data_root or datasets.data_root()) / "compiled")
+    # The part of importing Keras/JAX (and setting up the cache) not hidden behind data preparation.
     import_seconds = time.perf_counter() - started
     if distribution.strategy:
         distributed.setup(distribution)

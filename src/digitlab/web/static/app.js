@@ -230,22 +230,22 @@
     setSeen(answer.preprocessed);
   }
 
-  function showEmpty() {
-    result.dataset.state = "empty";
+  // A state with no answer to show: a message instead of a digit, and no bars.
+  function showMessage(state, heading, detail) {
+    result.dataset.state = state;
     setDigit("?");
-    verdict.textContent = "Waiting for a digit";
-    confidence.textContent = "The answer appears while you draw.";
+    verdict.textContent = heading;
+    confidence.textContent = detail;
     setBars(null);
     setSeen(null);
   }
 
+  function showEmpty() {
+    showMessage("empty", "Waiting for a digit", "The answer appears while you draw.");
+  }
+
   function showBlank() {
-    result.dataset.state = "blank";
-    setDigit("?");
-    verdict.textContent = "No ink found";
-    confidence.textContent = "The image looks blank. Draw a digit, or upload a picture of one.";
-    setBars(null);
-    setSeen(null);
+    showMessage("blank", "No ink found", "The image looks blank. Draw a digit, or upload a picture of one.");
   }
 
   function showError(title, detail) {
