@@ -19,6 +19,7 @@ off-centre is scaled and centred like a photo); the answer's `preprocessed` is w
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -29,6 +30,7 @@ from typing import Any
 
 import anyio
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -38,14 +40,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitlab import __version__, preprocess
 from digitlab.errors import ImageError
+from digitlab.web.batching import MAX_BATCH_SIZE, Batcher
 
 # Request bodies larger than this are refused with 413 before they are read (Content-Length) or as
 # soon as they pass it (chunked bodies, counted while they stream in).
 MAX_BODY_BYTES = 5 * 1024 * 1024
-# Images prepared at once, per process. Preparing is NumPy/Pillow work that mostly holds the GIL:
-# on 2 cores, 4 threads cost about 35% more CPU per request than 2 (contention), and 1 leaves the
-# model call and the decoding unoverlapped. The cap also bounds the memory large uploads take at once.
+# Large bodies (photos, scans) are prepared in worker threads, at most this many at once per
+# process, so that decoding a big photo neither blocks the event loop nor holds up the small
+# drawings, which go through the batcher (batching.py). Preparing is NumPy/Pillow work that mostly
+# holds the GIL: on 2 cores, 4 threads cost about 35% more CPU per request than 2 (contention).
+# The cap also bounds the memory large uploads take at once.
 IMAGE_THREADS = 2
+# Bodies up to this size (a drawing, a scanned digit, JSON pixels) are batched.
+BATCHED_BODY_BYTES = 256 * 1024
 STATIC_DIR = Path(__file__).parent / "static"
 
 log = logging.getLogger("digitlab.web")
@@ -127,17 +134,24 @@ def create_app(classifier, cors_origins: Sequence[str] = (), max_body_bytes: int
         classifier: a `digitlab.predict.Classifier` (see `load_classifier`).
         cors_origins: origins allowed to call the API from other pages ("*" for any); none by default.
         max_body_bytes: larger request bodies get 413.
-        image_threads: requests prepared and classified at once, in worker threads.
+        image_threads: large images prepared at once, in worker threads (small ones are batched).
     """
     description = classifier.describe()
     limiter: list[anyio.CapacityLimiter] = []  # created on first use, inside the event loop
+    batcher: list[Batcher] = []  # started with the app
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
-        # Compile the forward pass before the first request arrives rather than during it.
-        await anyio.to_thread.run_sync(classifier.probabilities,
-                                       np.zeros((1, preprocess.MNIST_SIZE, preprocess.MNIST_SIZE), np.float32))
-        yield
+        # Compile the forward pass for every batch size the batcher may use before the first request
+        # arrives, rather than during one.
+        size = preprocess.MNIST_SIZE
+        for count in sorted({1, *(2 ** power for power in range(MAX_BATCH_SIZE.bit_length()))}):
+            await anyio.to_thread.run_sync(classifier.probabilities, np.zeros((count, size, size), np.float32))
+        batcher.append(Batcher(functools.partial(_classify_batch, classifier)))
+        try:
+            yield
+        finally:
+            batcher.pop().close()
 
     app = FastAPI(title="digitlab", version=__version__, lifespan=lifespan,
                   description="Draw a digit at `/`, or send one to `POST /api/predict`.")
@@ -196,17 +210,21 @@ def create_app(classifier, cors_origins: Sequence[str] = (), max_body_bytes: int
     async def predict(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "multipart/form-data":
-            source = await _read_upload(request, max_body_bytes)
-            answer = await run_blocking(_classify_image, classifier, source)
+            kind, data = IMAGE, await _read_upload(request, max_body_bytes)
+            size = len(data.getbuffer())
         elif content_type == "application/json" or content_type.endswith("+json"):
-            body = await request.body()
-            answer = await run_blocking(_classify_json, classifier, body)
+            kind, data = JSON, await request.body()
+            size = len(data)
         else:
             body = await request.body()
             if not body:
                 raise RequestError(400, "the request has no body; send an image file (as the body or as multipart "
                                         "field `file`) or JSON {\"pixels\": [[...] x 28]}", "no_image")
-            answer = await run_blocking(_classify_image, classifier, _named_bytes(body, "the request body"))
+            kind, data, size = IMAGE, _named_bytes(body, "the request body"), len(body)
+        if size <= BATCHED_BODY_BYTES and batcher:
+            answer = await batcher[0].submit((kind, data))
+        else:
+            answer = await run_blocking(_classify_one, classifier, kind, data)
         return Response(answer, media_type="application/json")
 
     if cors_origins:
@@ -310,14 +328,70 @@ def _named_bytes(data: bytes, name: str) -> io.BytesIO:
     return stream
 
 
-# --- blocking work, run in worker threads -----------------------------------------------------
+# --- blocking work, run in the batcher's thread or a worker thread -----------------------------
+
+# A payload for `_classify_batch`: ("image", file object of the image's bytes) or ("json", body bytes).
+IMAGE, JSON = "image", "json"
 
 
-def _classify_image(classifier, source) -> bytes:
-    return _classify(classifier, source)
+def _classify_one(classifier, kind: str, data) -> bytes:
+    """`_classify_batch` for one payload: the answer, or its RequestError raised."""
+    outcome = _classify_batch(classifier, [(kind, data)])[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
-def _classify_json(classifier, body: bytes) -> bytes:
+def _classify_batch(classifier, payloads: Sequence[tuple[str, Any]]) -> list:
+    """Prepare and classify several images at once: per payload, the answer as JSON bytes or the
+    RequestError to answer with. Each image is prepared exactly as alone; one model call for all."""
+    outcomes: list = [None] * len(payloads)
+    sources, positions = [], []
+    for position, (kind, data) in enumerate(payloads):
+        try:
+            sources.append(_pixels_from_json(data) if kind == JSON else data)
+            positions.append(position)
+        except RequestError as err:
+            outcomes[position] = err
+    prepared, prepared_positions = [], []
+    for position, outcome in zip(positions, preprocess.prepare_image_batch(sources)):
+        if isinstance(outcome, BaseException):
+            outcomes[position] = _image_error(outcome)
+        else:
+            prepared.append(outcome)
+            prepared_positions.append(position)
+    if prepared:
+        probabilities = classifier.probabilities(np.stack(prepared))  # (images, classes)
+        for position, image, image_probabilities in zip(prepared_positions, prepared, probabilities):
+            outcomes[position] = _answer(classifier, image, image_probabilities)
+    return outcomes
+
+
+def _answer(classifier, prepared: np.ndarray, probabilities: np.ndarray) -> bytes:
+    """The JSON answer for one prepared (28, 28) image and its class probabilities."""
+    digit = int(probabilities.argmax())
+    return orjson.dumps({
+        "digit": digit,
+        "label": classifier.class_names[digit],
+        "probabilities": [_short_float(value) for value in probabilities],
+        # float64 first, so that rounding gives 0.753 rather than float32's 0.7529999852180481.
+        "preprocessed": np.round(prepared.astype(np.float64), 3),
+    }, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _image_error(error: BaseException) -> RequestError:
+    """What `prepare_image` raised for a client's image -> the RequestError to answer with (422)."""
+    if isinstance(error, ImageError):
+        message = str(error)
+        return RequestError(422, message, "no_ink" if "no ink" in message else "bad_image")
+    if isinstance(error, MemoryError):
+        return RequestError(422, "the image is too large to decode in the memory available", "bad_image")
+    # Pillow can trip in ways not foreseen on hostile input: still the client's image.
+    return RequestError(422, f"the image cannot be read ({type(error).__name__}: {error})", "bad_image")
+
+
+def _pixels_from_json(body: bytes) -> np.ndarray:
+    """A JSON body {"pixels": [[...] x 28]} -> (28, 28) float32 in [0, 1]; RequestError if malformed."""
     try:
         values = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -329,7 +403,7 @@ def _classify_json(classifier, body: bytes) -> bytes:
     if not isinstance(values, dict) or "pixels" not in values:
         raise RequestError(400, "the JSON has no `pixels`; send {\"pixels\": [[...28 numbers 0-255...] x 28]}",
                            "bad_json")
-    return _classify(classifier, _pixels_array(values["pixels"]))
+    return _pixels_array(values["pixels"])
 
 
 def _pixels_array(pixels) -> np.ndarray:
@@ -355,30 +429,6 @@ def _pixels_array(pixels) -> np.ndarray:
         bad = array[~np.isfinite(array) | (array < 0) | (array > 255)]
         raise RequestError(422, f"{shape_hint}; found {bad.flat[0]:g} (values must lie in 0-255)", "bad_pixels")
     return (array / 255.0).astype(np.float32)
-
-
-def _classify(classifier, source) -> bytes:
-    """Prepare one image, classify it, and write the answer as JSON bytes."""
-    try:
-        prepared = classifier.prepare(source)  # (28, 28) float32 in [0, 1]
-    except ImageError as err:
-        message = str(err)
-        code = "no_ink" if "no ink" in message else "bad_image"
-        raise RequestError(422, message, code) from err
-    except MemoryError as err:
-        raise RequestError(422, "the image is too large to decode in the memory available", "bad_image") from err
-    except Exception as err:  # Pillow can trip in ways not foreseen on hostile input: still the client's image
-        raise RequestError(422, f"the image cannot be read ({type(err).__name__}: {err})", "bad_image") from err
-    probabilities = classifier.probabilities(prepared)[0]  # (classes,)
-    digit = int(probabilities.argmax())
-    answer = {
-        "digit": digit,
-        "label": classifier.class_names[digit],
-        "probabilities": [_short_float(value) for value in probabilities],
-        # float64 first, so that rounding gives 0.753 rather than float32's 0.7529999852180481.
-        "preprocessed": np.round(prepared.astype(np.float64), 3).tolist(),
-    }
-    return json.dumps(answer, separators=(",", ":")).encode()
 
 
 def _short_float(value) -> float:
