@@ -114,6 +114,37 @@ def setup(settings: DistributionSettings) -> list[str]:
     return devices
 
 
+def callbacks() -> list:
+    """Keras callbacks a data-parallel `fit` needs here: on CPU devices sharing one process, one
+    compiled call in flight at a time.
+
+    With several CPU devices in one process, XLA's CPU runtime can deadlock when calls are queued
+    ahead (JAX's asynchronous dispatch): an all-reduce of the next call takes a worker thread and
+    waits for the other device, which needs that thread to finish the current call. Seen here on 2
+    cores after a few hundred steps, with Keras and with plain JAX alike; waiting for each call's
+    results before sending the next never stalled. Each call runs STEPS_PER_EXECUTION batches, so
+    the wait costs little. GPUs, TPUs and one CPU device per process keep full asynchrony.
+    """
+    import jax
+
+    local_cpu_devices = [device for device in jax.local_devices() if device.platform == "cpu"]
+    if len(local_cpu_devices) < 2:
+        return []
+    keras = import_keras()
+
+    class OneCallInFlight(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            jax.block_until_ready(logs)
+
+        def on_test_batch_end(self, batch, logs=None):
+            jax.block_until_ready(logs)
+
+        def on_predict_batch_end(self, batch, logs=None):
+            jax.block_until_ready(logs)
+
+    return [OneCallInFlight()]
+
+
 def shard(array, settings: DistributionSettings):
     """This process's share of the data: every num_processes-th example, starting at process_id."""
     return array if settings.num_processes == 1 else array[settings.process_id::settings.num_processes]

@@ -114,6 +114,8 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     import_seconds = time.perf_counter() - started
     if distribution.strategy:
         distributed.setup(distribution)
+    # What a data-parallel fit and evaluate need (see distributed.callbacks); none otherwise.
+    distribution_callbacks = distributed.callbacks() if distribution.strategy else []
 
     run_path = runs.create_run_dir(run_dir, config.short_name(), runs_root) if distribution.writes_run else None
     if run_path:
@@ -151,7 +153,7 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
         else:
             model.fit(training_inputs, training_targets, epochs=config.epochs, batch_size=batch_size,
                       validation_split=config.validation_split, shuffle=True, verbose=verbose,
-                      callbacks=[recorder, *callbacks])
+                      callbacks=[recorder, *distribution_callbacks, *callbacks])
     except KeyboardInterrupt:
         interrupted = True
     fit_seconds = time.perf_counter() - started
@@ -162,7 +164,7 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
         test = fastfit.evaluate(model, test_inputs, test_targets)
     else:
         test = model.evaluate(test_inputs, test_targets, batch_size=EVALUATION_BATCH_SIZE, verbose=0,
-                              return_dict=True)
+                              return_dict=True, callbacks=distribution_callbacks)
     evaluate_seconds = time.perf_counter() - started
 
     # --- save -------------------------------------------------------------------------------
