@@ -39,6 +39,7 @@ STACKS = {
     "tutorial": "tutorial's stack: Keras + TensorFlow, plain fit",
     "keras-jax": "Keras 3 on JAX, plain fit",
     "digitlab": "`digitlab train` (defaults)",
+    "digitlab-2dev": "`digitlab train --distribute data-parallel`, 1 process x 2 CPU devices",
     "digitlab-2proc": "`digitlab train --distribute data-parallel`, 2 processes x 1 CPU device",
 }
 
@@ -124,6 +125,10 @@ def stack_commands(cache: Path, scratch: Path, round_number: int) -> dict[str, l
         "keras-jax": [([sys.executable, script, str(cache), str(scratch / f"keras-jax-{round_number}")],
                        {**base, "KERAS_BACKEND": "jax"})],
         "digitlab": [([digitlab, "train", "--quiet", "--run-dir", str(scratch / f"digitlab-{round_number}")], base)],
+        # The same run over 2 CPU devices in one process (XLA splits the machine's cores between them).
+        "digitlab-2dev": [([digitlab, "train", "--quiet", "--distribute", "data-parallel", "--run-dir",
+                            str(scratch / f"digitlab-2dev-{round_number}")],
+                           {**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})],
         # The same run as 2 processes of one CPU device each, joined by Keras's distribution API
         # (Gloo on 127.0.0.1): what distributing costs on one 2-core machine.
         "digitlab-2proc": [([digitlab, "train", "--quiet", "--distribute", "data-parallel",
@@ -203,7 +208,7 @@ def main() -> None:
                      f"{row['share_of_peak']:.0%} | {row['peak_rss_mb']:,.0f} | {row['test_accuracy']:.2%} |")
     ratios = {}
     if "digitlab" in summary:
-        for other in ("tutorial", "keras-jax", "digitlab-2proc"):
+        for other in ("tutorial", "keras-jax", "digitlab-2dev", "digitlab-2proc"):
             if other in summary:
                 ratios[f"end_to_end_vs_{other}"] = summary[other]["wall_seconds"] / summary["digitlab"]["wall_seconds"]
                 ratios[f"until_exit_vs_{other}"] = summary[other]["exit_seconds"] / summary["digitlab"]["exit_seconds"]

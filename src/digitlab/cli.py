@@ -180,6 +180,9 @@ def train(
                                              "(else $KERAS_DISTRIBUTION_PROCESS_ID)."),
 ) -> None:
     """Train a network (the tutorial's recipe by default) and print its test accuracy."""
+    from digitlab.backend import import_keras_in_background
+
+    import_keras_in_background(backend)  # about a second: overlap it with everything up to training
     from digitlab.distributed import DistributionSettings
     from digitlab.recipes import recipe_config
     from digitlab.train import train as train_run

@@ -21,7 +21,7 @@ import numpy as np
 
 from digitlab.backend import import_keras
 
-# Batch size of validation and test passes: large batches, same figures.
+# Batch size of validation passes: large batches, same figures.
 VALIDATION_BATCH_SIZE = 2000
 
 
@@ -119,7 +119,11 @@ def fit(model, inputs: np.ndarray, targets: np.ndarray, epochs: int, batch_size:
         state, (loss_sum, correct) = train_step(state, all_inputs[indices], all_targets[indices])
         return state, loss_sum, correct
 
-    evaluate_batch = _evaluation_function(model)
+    @jax.jit
+    def evaluate_batch(trainable, non_trainable, batch_inputs, batch_targets):
+        predictions, _ = model.stateless_call(trainable, non_trainable, batch_inputs, training=False)
+        loss = keras.ops.sum(keras.losses.categorical_crossentropy(batch_targets, predictions))
+        return loss, jnp.sum(jnp.argmax(predictions, axis=-1) == jnp.argmax(batch_targets, axis=-1))
 
     state = ([variable.value for variable in trainable_variables],
              [variable.value for variable in non_trainable_variables],
@@ -167,8 +171,7 @@ def fit(model, inputs: np.ndarray, targets: np.ndarray, epochs: int, batch_size:
                 loss_total, correct_total = loss_total + loss_sum, correct_total + correct
             logs = {"loss": float(loss_total) / sample_count, "accuracy": float(correct_total) / sample_count}
             if validation is not None:
-                loss, accuracy = _loss_and_accuracy(evaluate_batch, state[0], state[1], *validation)
-                logs.update({"val_loss": loss, "val_accuracy": accuracy})
+                logs.update(_validate(evaluate_batch, state, validation))
             write_back(state)
             for name, value in logs.items():
                 history.setdefault(name, []).append(value)
@@ -183,40 +186,11 @@ def fit(model, inputs: np.ndarray, targets: np.ndarray, epochs: int, batch_size:
     return FitResult(history, compile_seconds)
 
 
-def evaluate(model, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    """Test loss (categorical cross-entropy) and accuracy of a model `fit` can train (see `supports`):
-    the figures `model.evaluate` gives, from one compiled stateless pass per VALIDATION_BATCH_SIZE
-    images, without the per-call set-up of `model.evaluate`."""
-    import jax.numpy as jnp
-
-    trainable = [variable.value for variable in model.trainable_variables]
-    non_trainable = [variable.value for variable in model.non_trainable_variables]
-    loss, accuracy = _loss_and_accuracy(_evaluation_function(model), trainable, non_trainable,
-                                        jnp.asarray(inputs), jnp.asarray(targets))
-    return {"loss": loss, "accuracy": accuracy}
-
-
-def _evaluation_function(model):
-    """A jitted (trainable, non_trainable, inputs, targets) -> (summed loss, correct count)."""
-    import jax
-    import jax.numpy as jnp
-
-    keras = import_keras()
-
-    @jax.jit
-    def evaluate_batch(trainable, non_trainable, batch_inputs, batch_targets):
-        predictions, _ = model.stateless_call(trainable, non_trainable, batch_inputs, training=False)
-        loss = keras.ops.sum(keras.losses.categorical_crossentropy(batch_targets, predictions))
-        return loss, jnp.sum(jnp.argmax(predictions, axis=-1) == jnp.argmax(batch_targets, axis=-1))
-
-    return evaluate_batch
-
-
-def _loss_and_accuracy(evaluate_batch, trainable, non_trainable, inputs, targets) -> tuple[float, float]:
-    """Mean loss and accuracy over (inputs, targets), VALIDATION_BATCH_SIZE images per call."""
+def _validate(evaluate_batch, state, validation) -> dict[str, float]:
+    validation_inputs, validation_targets = validation
     loss_total, correct_total = 0.0, 0
-    for start in range(0, len(inputs), VALIDATION_BATCH_SIZE):
+    for start in range(0, len(validation_inputs), VALIDATION_BATCH_SIZE):
         stop = start + VALIDATION_BATCH_SIZE
-        loss, correct = evaluate_batch(trainable, non_trainable, inputs[start:stop], targets[start:stop])
+        loss, correct = evaluate_batch(state[0], state[1], validation_inputs[start:stop], validation_targets[start:stop])
         loss_total, correct_total = loss_total + float(loss), correct_total + int(correct)
-    return loss_total / len(inputs), correct_total / len(inputs)
+    return {"val_loss": loss_total / len(validation_inputs), "val_accuracy": correct_total / len(validation_inputs)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from digitlab import datasets, distributed, fastfit, preprocess, runs
-from digitlab.backend import enable_compilation_cache, import_keras, select_backend, versions
+from digitlab.backend import (enable_compilation_cache, import_keras, import_keras_in_background, select_backend,
+                              versions)
 from digitlab.config import TrainingConfig
 from digitlab.distributed import DistributionSettings
 from digitlab.errors import ConfigError
@@ -87,8 +87,7 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
         runs.check_run_dir_free(run_dir)
     backend_name = select_backend(backend)
     # Importing Keras and JAX takes about a second; do it while the data is read and prepared.
-    importer = threading.Thread(target=import_keras, args=(backend_name,), daemon=True)
-    importer.start()
+    importer = import_keras_in_background(backend_name)
 
     # --- prepare data -----------------------------------------------------------------------
     started = time.perf_counter()
@@ -160,11 +159,8 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
 
     # --- evaluate on the unseen test images ---------------------------------------------------
     started = time.perf_counter()
-    if loop == "fast":  # the same figures as model.evaluate, without its per-call set-up (about 0.1 s)
-        test = fastfit.evaluate(model, test_inputs, test_targets)
-    else:
-        test = model.evaluate(test_inputs, test_targets, batch_size=EVALUATION_BATCH_SIZE, verbose=0,
-                              return_dict=True, callbacks=distribution_callbacks)
+    test = model.evaluate(test_inputs, test_targets, batch_size=EVALUATION_BATCH_SIZE, verbose=0,
+                          return_dict=True, callbacks=distribution_callbacks)
     evaluate_seconds = time.perf_counter() - started
 
     # --- save -------------------------------------------------------------------------------
