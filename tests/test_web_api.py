@@ -6,6 +6,7 @@ requests are real HTTP through httpx. Good images, every kind of bad input, the 
 
 import io
 import json
+import os
 import re
 import socket
 import subprocess
@@ -69,7 +70,8 @@ def assert_prediction(answer: dict, expected_probabilities: np.ndarray, expected
 
 def test_health_names_the_model(server, tiny_run):
     response = server.get("/api/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok", "model": tiny_run.name}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "model": tiny_run.name, "process": os.getpid()}
 
 
 def test_model_info_gives_the_config_and_metrics(server, tiny_run):
@@ -320,7 +322,7 @@ def test_digitlab_serve_prints_the_address_and_serves(tiny_run):
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        assert response.json() == {"status": "ok", "model": tiny_run.name}
+        assert response.json() == {"status": "ok", "model": tiny_run.name, "process": process.pid}
     finally:
         process.terminate()
         process.wait(30)
@@ -342,10 +344,27 @@ def test_digitlab_serve_with_two_worker_processes(tiny_run):
                 break
         assert len(answers) == 20 and all(answer.status_code == 200 for answer in answers)
         assert len({answer.json()["digit"] for answer in answers}) == 1
+        # New connections are spread over both workers (SO_REUSEPORT on Linux), once both are up.
+        workers = set()
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline:
+            for _ in range(16):
+                with httpx.Client(base_url=address, timeout=10) as client:  # a new connection each time
+                    workers.add(client.get("/api/health").json()["process"])
+        assert len(workers) == 2 and process.pid not in workers
     finally:
         process.terminate()
         process.wait(30)
     assert process.returncode is not None
+    for worker in workers:  # the workers stop with the server
+        for _ in range(100):
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"worker {worker} still runs after the server stopped")
 
 
 def test_digitlab_serve_on_a_taken_port_is_one_clear_error(monkeypatch, capsys, tiny_run):

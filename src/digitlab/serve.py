@@ -54,7 +54,10 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     logging = {"log_level": "info" if access_log else "warning", "access_log": access_log,
                "timeout_graceful_shutdown": 5}
-    sock = _bind(host, port)  # first: a taken port is reported before a model is loaded
+    balanced = workers > 1 and _kernel_balances_connections()
+    # First: a taken port is reported before a model is loaded. With balanced workers this socket
+    # only holds the port (it never listens); each worker listens on a socket of its own.
+    sock = _bind(host, port, reuse_port=balanced)
     try:
         if workers == 1:
             from digitlab.predict import load_classifier
@@ -74,6 +77,8 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
             ready(address_of(sock), source)
         if workers == 1:
             uvicorn.Server(config).run(sockets=[sock])
+        elif balanced:
+            _run_balanced_workers(sock.getsockname()[:2], workers, logging)
         else:
             import inspect
 
@@ -84,6 +89,63 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
                 Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
             else:
                 Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+
+
+def _kernel_balances_connections() -> bool:
+    """Whether sockets sharing a port with SO_REUSEPORT get new connections spread over them (Linux)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def _run_balanced_workers(address: tuple[str, int], workers: int, logging: dict) -> None:
+    """Run `workers` server processes, each listening on its own SO_REUSEPORT socket of `address`.
+
+    The kernel spreads new connections evenly over the sockets. With one shared socket (uvicorn's
+    own --workers), whichever worker wakes first accepts a whole burst of new connections: 26 of 32
+    here, which left the other worker half idle and the busy one's clients waiting. Stops all the
+    workers when one ends, on Ctrl-C, or on SIGTERM.
+    """
+    import multiprocessing
+    import multiprocessing.connection
+    import signal
+
+    context = multiprocessing.get_context("spawn")  # JAX cannot be forked
+    processes = [context.Process(target=_balanced_worker, args=(address, logging), name=f"digitlab-serve-{number}")
+                 for number in range(workers)]
+
+    def stop(_signal_number, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        for process in processes:
+            process.start()
+        multiprocessing.connection.wait([process.sentinel for process in processes])  # until one ends
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _balanced_worker(address: tuple[str, int], logging: dict) -> None:
+    """One worker of `_run_balanced_workers`: load the model, listen on its own socket, serve."""
+    import signal
+
+    import uvicorn
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
+    sock = _bind(*address, reuse_port=True)
+    try:
+        uvicorn.Server(uvicorn.Config(app_from_environment(), **logging)).run(sockets=[sock])
     finally:
         sock.close()
 
@@ -142,12 +204,15 @@ def address_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A bound socket (uvicorn listens on it): binding here tells the real port when `port` is 0."""
+def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A bound socket (uvicorn listens on it): binding here tells the real port when `port` is 0.
+    `reuse_port`: other sockets with the option may bind the same port (balanced workers)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError as err:
         sock.close()

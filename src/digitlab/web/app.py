@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,8 @@ def create_app(classifier, cors_origins: Sequence[str] = (), max_body_bytes: int
 
     @app.get("/api/health", summary="Is the server up, and which model does it serve?")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": description["name"]}
+        # The process id tells the workers of `digitlab serve --workers N` apart.
+        return {"status": "ok", "model": description["name"], "process": os.getpid()}
 
     @app.get("/api/model", summary="The loaded model: name, training settings, metrics, input shape, classes.")
     async def model_info() -> dict[str, Any]:
