@@ -178,3 +178,27 @@ def test_many_concurrent_requests_on_the_real_server_each_get_their_own_answer(c
             thread.join()
     assert all(answer is not None and answer.status_code == 200 for answer in answers)
     assert [answer.json()["digit"] for answer in answers] == expected
+
+
+def test_an_answer_for_a_closed_event_loop_does_not_stop_the_worker():
+    release = threading.Event()
+
+    def classify_batch(payloads):
+        release.wait(10)
+        return [b"ok"] * len(payloads)
+
+    batcher = Batcher(classify_batch)
+    try:
+        loop = asyncio.new_event_loop()
+        loop.create_task(batcher.submit("from a loop that closes"))
+        loop.run_until_complete(asyncio.sleep(0.05))  # the job is queued
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+        release.set()
+        answers = asyncio.run(asyncio.wait_for(_submit_two(batcher), timeout=10))
+        assert answers == [b"ok", b"ok"]  # the worker is still there (a dead one times out)
+    finally:
+        release.set()
+        batcher.close()

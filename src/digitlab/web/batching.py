@@ -105,7 +105,10 @@ class Batcher:
                 log.exception("batch of %d failed", len(jobs))
                 outcomes = [error] * len(jobs)
             for job, outcome in zip(jobs, outcomes):
-                job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+                try:
+                    job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+                except RuntimeError:  # that request's event loop has closed: nobody waits for it
+                    pass
             if stop:
                 return
 
