@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -25,6 +26,15 @@ _WORKER_OPTIONS = "DIGITLAB_SERVE_OPTIONS"  # how `serve(workers=N)` hands its o
 # sooner lets the loop send finished answers and read new requests while a batch is prepared:
 # about 10% more requests/s here at the same p99 (benchmarks/serve_speed.py, --workers 2).
 SWITCH_INTERVAL_SECONDS = 0.001
+
+
+def _tune_server_process() -> None:
+    """Settings for a process that only serves, once its model is loaded."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    # Keras, JAX and the model are hundreds of thousands of long-lived objects: keep them out of the
+    # garbage collector's full passes, which otherwise held every request for ~0.1 s now and then
+    # (a p99 of 120 ms with one worker).
+    gc.freeze()
 
 
 def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
@@ -51,7 +61,6 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
 
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     logging = {"log_level": "info" if access_log else "warning", "access_log": access_log,
                "timeout_graceful_shutdown": 5}
     balanced = workers > 1 and _kernel_balances_connections()
@@ -66,6 +75,7 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
             classifier = load_classifier(model, backend=backend)
             source = classifier.source
             config = uvicorn.Config(create_app(classifier, cors_origins=cors_origins), **logging)
+            _tune_server_process()
         else:
             # Each worker is a fresh (spawned) process that loads the model itself: JAX cannot be forked.
             model = _model_path(model)
@@ -156,9 +166,10 @@ def app_from_environment():
     from digitlab.web.app import create_app
 
     options = json.loads(os.environ[_WORKER_OPTIONS])
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     classifier = load_classifier(options["model"], backend=options["backend"])
-    return create_app(classifier, cors_origins=options["cors_origins"])
+    app = create_app(classifier, cors_origins=options["cors_origins"])
+    _tune_server_process()
+    return app
 
 
 @contextlib.contextmanager

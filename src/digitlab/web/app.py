@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import io
 import json
 import logging
@@ -150,9 +149,6 @@ def create_app(classifier, cors_origins: Sequence[str] = (), max_body_bytes: int
         for count in sorted({1, *(2 ** power for power in range(MAX_BATCH_SIZE.bit_length()))}):
             await anyio.to_thread.run_sync(classifier.probabilities, np.zeros((count, size, size), np.float32))
         batcher.append(Batcher(functools.partial(_classify_batch, classifier)))
-        # Keras, JAX and the model are hundreds of thousands of long-lived objects: leave them out of
-        # the garbage collector's full passes, which otherwise stall every request for ~0.1 s now and then.
-        gc.freeze()
         try:
             yield
         finally:
