@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -365,6 +366,16 @@ def test_digitlab_serve_with_two_worker_processes(tiny_run):
             time.sleep(0.1)
         else:
             raise AssertionError(f"worker {worker} still runs after the server stopped")
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_an_error(tiny_run, tmp_path):
+    broken = tmp_path / "broken-run"
+    shutil.copytree(tiny_run, broken)
+    (broken / "model.keras").write_bytes(b"not a model")  # the workers fail to load it
+    process = subprocess.run([sys.executable, "-m", "digitlab", "serve", "--model", str(broken), "--port", "0",
+                              "--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert process.returncode != 0
+    assert "server worker digitlab-serve-" in process.stderr and "stopped" in process.stderr, process.stderr[-2000:]
 
 
 def test_digitlab_serve_on_a_taken_port_is_one_clear_error(monkeypatch, capsys, tiny_run):

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from digitlab.errors import ConfigError
+from digitlab.errors import ConfigError, DigitlabError
 
 DEFAULT_HOST = "127.0.0.1"  # only this machine, unless asked otherwise
 DEFAULT_PORT = 8000
@@ -128,10 +128,12 @@ def _run_balanced_workers(address: tuple[str, int], workers: int, logging: dict)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
+    ended = None  # the worker that ended first, unless stopped by Ctrl-C or SIGTERM
     try:
         for process in processes:
             process.start()
-        multiprocessing.connection.wait([process.sentinel for process in processes])  # until one ends
+        ready = multiprocessing.connection.wait([process.sentinel for process in processes])  # until one ends
+        ended = next(process for process in processes if process.sentinel in ready)
     except KeyboardInterrupt:
         pass
     finally:
@@ -144,6 +146,9 @@ def _run_balanced_workers(address: tuple[str, int], workers: int, logging: dict)
             if process.is_alive():
                 process.kill()
                 process.join()
+    if ended is not None:
+        raise DigitlabError(f"server worker {ended.name} stopped (exit code {ended.exitcode}), so the others were "
+                            "stopped too; its error is above")
 
 
 def _balanced_worker(address: tuple[str, int], logging: dict) -> None:
@@ -155,7 +160,13 @@ def _balanced_worker(address: tuple[str, int], logging: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     sock = _bind(*address, reuse_port=True)
     try:
-        uvicorn.Server(uvicorn.Config(app_from_environment(), **logging)).run(sockets=[sock])
+        app = app_from_environment()
+    except DigitlabError as err:  # say what is wrong in one line, as the CLI does, not with a traceback
+        sock.close()
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    try:
+        uvicorn.Server(uvicorn.Config(app, **logging)).run(sockets=[sock])
     finally:
         sock.close()
 
