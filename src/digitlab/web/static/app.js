@@ -230,10 +230,10 @@
     setSeen(answer.preprocessed);
   }
 
-  // A state with no answer to show: a message instead of a digit, and no bars.
-  function showMessage(state, heading, detail) {
+  // A state with no answer to show: a message and a glyph instead of a digit, and no bars.
+  function showMessage(state, heading, detail, glyph = "?") {
     result.dataset.state = state;
-    setDigit("?");
+    setDigit(glyph);
     verdict.textContent = heading;
     confidence.textContent = detail;
     setBars(null);
@@ -249,12 +249,7 @@
   }
 
   function showError(title, detail) {
-    result.dataset.state = "error";
-    setDigit("!");
-    verdict.textContent = title;
-    confidence.textContent = detail;
-    setBars(null);
-    setSeen(null);
+    showMessage("error", title, detail, "!");
   }
 
   // --- clear, upload ----------------------------------------------------------------------------
