@@ -34,14 +34,13 @@ def main() -> None:
     arguments = parser.parse_args()
 
     # Workers first, before Keras and JAX are imported, so they are forked (fast) rather than spawned.
-    from digitlab.predict import ImagePreparer, available_cores
+    from digitlab.inference.predict import ImagePreparer, available_cores
 
     preparer = ImagePreparer()
 
+    from digitlab.data import datasets
+    from digitlab.inference.predict import load_classifier
     from realistic_digits import write_handwritten
-
-    from digitlab import datasets
-    from digitlab.predict import load_classifier
 
     _, (test_images, test_labels) = datasets.load("mnist")
     scratch = Path(tempfile.mkdtemp(prefix="digitlab-predict-speed-"))
@@ -119,7 +118,7 @@ def _existing_run() -> Path | None:
 
 def _train_tutorial(scratch: Path) -> Path:
     from digitlab.config import TrainingConfig
-    from digitlab.train import train
+    from digitlab.training.train import train
 
     print("no finished run under runs/: training the tutorial's network first")
     return train(TrainingConfig(), run_dir=scratch / "run", verbose=0).run_dir

@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     arguments = parser.parse_args()
 
-    from digitlab import datasets
+    from digitlab.data import datasets
 
     _, (test_images, test_labels) = datasets.load("mnist")
     model = arguments.model or _existing_run() or _train_tutorial(Path(tempfile.mkdtemp(prefix="digitlab-serve-")))

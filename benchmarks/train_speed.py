@@ -168,7 +168,7 @@ def main() -> None:
     arguments = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "src"))
-    from digitlab import datasets
+    from digitlab.data import datasets
 
     cache = datasets.fetch("mnist").directory
     peak = measure_matmul_peak()

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 started = time.perf_counter()
-import numpy as np  # noqa: E402
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 import_seconds = time.perf_counter() - started
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab import datasets
-from digitlab.idx import write_idx
+from digitlab.data import datasets
+from digitlab.data.idx import write_idx
 
 
 def make_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +75,7 @@ def tiny_mnist(data_root, fake_source_dir, monkeypatch) -> Path:
 def tiny_run(tmp_path_factory):
     """A run folder trained for one epoch on tiny fake MNIST (as `tiny_mnist`, but once per module)."""
     from digitlab.config import TrainingConfig
-    from digitlab.train import train
+    from digitlab.training.train import train
 
     folder = tmp_path_factory.mktemp("tiny")
     with pytest.MonkeyPatch.context() as patch:

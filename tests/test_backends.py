@@ -10,10 +10,10 @@ import os
 import pytest
 
 from digitlab import runs
+from digitlab.analysis.evaluate import evaluate_run
 from digitlab.backend import BACKENDS, select_backend
 from digitlab.config import TrainingConfig
-from digitlab.evaluate import evaluate_run
-from digitlab.train import train
+from digitlab.training.train import train
 
 pytestmark = pytest.mark.backend
 
@@ -38,6 +38,7 @@ def test_train_save_load_evaluate_round_trip(tiny_mnist, tmp_path):
 
 def test_asking_for_another_backend_once_keras_runs_is_a_clear_error():
     import keras  # noqa: F401  (Keras is now running on this process's backend)
+
     from digitlab.errors import BackendError
 
     active = select_backend()

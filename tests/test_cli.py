@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from digitlab import cli, datasets
+from digitlab import cli
+from digitlab.data import datasets
 
 
 def run_cli(monkeypatch, capsys, *arguments):

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from digitlab import compare, runs
+from digitlab import runs
+from digitlab.analysis import compare
 from digitlab.config import TrainingConfig
 from test_cli import run_cli
 

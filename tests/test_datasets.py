@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab import datasets
-from digitlab.errors import DataUnavailableError, IdxFormatError, UnknownDatasetError
-from digitlab.sources import FolderSource, HttpMirrorSource, SourceFailed
-
 from conftest import write_fake_dataset
+from digitlab.data import datasets
+from digitlab.data.sources import FolderSource, HttpMirrorSource, SourceFailed
+from digitlab.errors import DataUnavailableError, IdxFormatError, UnknownDatasetError
 
 
 @pytest.fixture
@@ -200,7 +199,7 @@ def test_a_truncated_gzip_download_is_a_source_failure(data_root, http_mirror, m
 def test_load_directory_rejects_images_and_labels_of_different_lengths(tmp_path):
     folder = tmp_path / "bad"
     write_fake_dataset(folder)
-    from digitlab.idx import write_idx
+    from digitlab.data.idx import write_idx
 
     write_idx(folder / datasets.TEST_LABELS, np.zeros(3, dtype=np.uint8))
     with pytest.raises(IdxFormatError, match="128 images .* but 3 labels"):

@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from digitlab import distributed
-from digitlab.distributed import DistributionSettings, shard
 from digitlab.errors import ConfigError
+from digitlab.training import distributed
+from digitlab.training.distributed import DistributionSettings, shard
 
 SUBSET = ["--epochs", "1", "--max-train-images", "12000", "--quiet"]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab import datasets
 from digitlab.config import TrainingConfig
-from digitlab.train import train
+from digitlab.data import datasets
+from digitlab.training.train import train
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 

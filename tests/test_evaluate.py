@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from digitlab import datasets
+from digitlab.analysis.evaluate import confusion_matrix, evaluate_run, summarize
 from digitlab.config import TrainingConfig
-from digitlab.evaluate import confusion_matrix, evaluate_run, summarize
-from digitlab.train import train
+from digitlab.data import datasets
+from digitlab.training.train import train
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():

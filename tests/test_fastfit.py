@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from digitlab import fastfit
 from digitlab.backend import import_keras
 from digitlab.config import TrainingConfig
-from digitlab.train import train
+from digitlab.training import fastfit
+from digitlab.training.train import train
 
 keras = import_keras()
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="the fast loop is JAX-only")

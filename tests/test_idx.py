@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from digitlab.data.idx import encode_idx, parse_idx, read_idx, write_idx
 from digitlab.errors import IdxFormatError
-from digitlab.idx import encode_idx, parse_idx, read_idx, write_idx
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 
 import digitlab
-from digitlab import datasets, predict
 from digitlab.config import TrainingConfig
+from digitlab.data import datasets
 from digitlab.errors import ImageError, ModelError, RunFolderError
-from digitlab.train import train
-
+from digitlab.inference import predict
+from digitlab.training.train import train
 from realistic_digits import digit_picture, find_fonts, write_handwritten, write_printed
 from test_cli import run_cli
 

@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from digitlab import fastfit
 from digitlab.backend import import_keras
 from digitlab.config import TrainingConfig
 from digitlab.errors import ConfigError
-from digitlab.models import build_model
-from digitlab.recipes import RECIPES, recipe_config
-from digitlab.train import train
+from digitlab.training import fastfit
+from digitlab.training.models import build_model
+from digitlab.training.recipes import RECIPES, recipe_config
+from digitlab.training.train import train
 
 
 def test_tutorial_recipe_is_the_default_config():
@@ -55,7 +55,7 @@ def test_inconsistent_architectures_are_refused(changes):
 
 
 def test_a_cnn_run_records_its_input_shape_and_evaluates(tiny_mnist, tmp_path):
-    from digitlab.evaluate import evaluate_run
+    from digitlab.analysis.evaluate import evaluate_run
 
     config = recipe_config("cnn", epochs=1, conv_filters=(4, 8), validation_split=0.0)
     result = train(config, run_dir=tmp_path / "run", verbose=0)

@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from digitlab import report, runs
+from digitlab import runs
+from digitlab.analysis import report
+from digitlab.analysis.metrics import macro_average, mean_and_std, per_class_scores
 from digitlab.config import TrainingConfig
-from digitlab.metrics import macro_average, mean_and_std, per_class_scores
-from digitlab.train import train
+from digitlab.training.train import train
 from test_cli import run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -69,7 +70,7 @@ def test_a_report_shows_the_metrics_config_per_class_scores_and_model(tiny_mnist
     assert "Per-class precision, recall and F1" in page and "macro average" in page
     assert "hidden_1" in page and "Total params" in page  # the Keras model summary
     # Ten classes in the per-class table, each with its recall (the per-class accuracy) as a percentage.
-    from digitlab.evaluate import evaluate_run
+    from digitlab.analysis.evaluate import evaluate_run
 
     evaluation = evaluate_run(run_dir)
     for label, accuracy in enumerate(evaluation["per_class_accuracy"]):
@@ -156,7 +157,7 @@ def test_plots_without_validation_or_images_still_render(tmp_path):
 
 
 def test_importing_the_report_module_or_the_cli_does_not_import_matplotlib():
-    script = ("import sys\nimport digitlab.cli, digitlab.report, digitlab.sweep, digitlab.compare\n"
+    script = ("import sys\nimport digitlab.cli, digitlab.analysis.report, digitlab.sweeps.runner, digitlab.analysis.compare\n"
               "print('matplotlib' in sys.modules, 'keras' in sys.modules)")
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert completed.stdout.strip() == "False False", completed.stderr

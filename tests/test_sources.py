@@ -8,9 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from digitlab.idx import read_idx
-from digitlab.sources import PackageIndexSource, SourceFailed
-from digitlab.datasets import FILE_NAMES
+from digitlab.data.datasets import FILE_NAMES
+from digitlab.data.idx import read_idx
+from digitlab.data.sources import PackageIndexSource, SourceFailed
 
 SPLITS = (20, 5, 6)
 

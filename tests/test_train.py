@@ -9,7 +9,7 @@ import pytest
 from digitlab import runs
 from digitlab.config import TrainingConfig
 from digitlab.errors import ConfigError, RunFolderError
-from digitlab.train import train
+from digitlab.training.train import train
 
 TINY = TrainingConfig(epochs=2, batch_size=32, hidden_units=(32,))
 

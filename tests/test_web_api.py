@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab import predict, serve
-from digitlab.web import app as web_app
-
 from conftest import make_images
+from digitlab.inference import predict
+from digitlab.web import app as web_app
+from digitlab.web import server as web_server
 from realistic_digits import digit_picture
 from test_cli import run_cli
 
@@ -42,7 +42,7 @@ def classifier(tiny_run):
 @pytest.fixture(scope="module")
 def server(classifier):
     """The app on uvicorn in a background thread, on a free port of 127.0.0.1; yields an httpx client."""
-    with serve.running(classifier) as address, httpx.Client(base_url=address, timeout=30) as client:
+    with web_server.running(classifier) as address, httpx.Client(base_url=address, timeout=30) as client:
         yield client
 
 
@@ -295,7 +295,7 @@ def test_no_cors_unless_asked(server, classifier):
     headers = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
     assert "access-control-allow-origin" not in server.get("/api/health", headers=headers).headers
     assert "access-control-allow-origin" not in server.options("/api/predict", headers=headers).headers
-    with serve.running(classifier, cors_origins=["http://elsewhere.example"]) as address:
+    with web_server.running(classifier, cors_origins=["http://elsewhere.example"]) as address:
         allowed = httpx.options(f"{address}/api/predict", headers=headers)
         assert allowed.headers["access-control-allow-origin"] == "http://elsewhere.example"
 

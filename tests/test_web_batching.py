@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab import predict, serve
+from digitlab.inference import predict
 from digitlab.web import app as web_app
+from digitlab.web import server as web_server
 from digitlab.web.batching import Batcher
-
 from realistic_digits import digit_picture
 
 
@@ -166,7 +166,7 @@ def test_many_concurrent_requests_on_the_real_server_each_get_their_own_answer(c
     expected = [int(classifier.predict(Image.open(io.BytesIO(body))).digits[0]) for body in bodies]
     answers: list = [None] * len(bodies)
 
-    with serve.running(classifier) as address:
+    with web_server.running(classifier) as address:
         def send(index):
             with httpx.Client(base_url=address, timeout=60) as client:
                 answers[index] = client.post("/api/predict", content=bodies[index])

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from digitlab import datasets, predict, serve
 from digitlab.config import TrainingConfig
-from digitlab.train import train
+from digitlab.data import datasets
+from digitlab.inference import predict
+from digitlab.training.train import train
+from digitlab.web import server as web_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -34,7 +36,7 @@ def mnist_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def address(mnist_run):
-    with serve.running(predict.load_classifier(mnist_run)) as address:
+    with web_server.running(predict.load_classifier(mnist_run)) as address:
         yield address
 
 

@@ -36,7 +36,7 @@ __all__ = [
 def __getattr__(name: str):
     # `digitlab.load_classifier` without importing Keras when `digitlab` is imported (PEP 562).
     if name == "load_classifier":
-        from digitlab.predict import load_classifier
+        from digitlab.inference.predict import load_classifier
 
         return load_classifier
     raise AttributeError(f"module 'digitlab' has no attribute {name!r}")

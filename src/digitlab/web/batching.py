@@ -8,7 +8,7 @@ the effect on the whole server).
 
 A batch is whatever is waiting when the worker thread becomes free: nothing ever waits for a batch
 to fill, so a lone request is answered as fast as before, and under load the batches grow by
-themselves. Each digit is prepared exactly as alone (`preprocess.prepare_image_batch`), and one bad
+themselves. Each digit is prepared exactly as alone (`images.prepare_image_batch`), and one bad
 image only fails its own request.
 """
 

@@ -15,14 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import datasets, distributed, fastfit, preprocess, runs
-from digitlab.backend import (enable_compilation_cache, import_keras, import_keras_in_background, select_backend,
-                              versions)
+from digitlab import runs
+from digitlab.backend import (
+    enable_compilation_cache,
+    import_keras,
+    import_keras_in_background,
+    select_backend,
+    versions,
+)
 from digitlab.config import TrainingConfig
-from digitlab.distributed import DistributionSettings
+from digitlab.data import arrays, datasets
+from digitlab.data.sources import ProgressCallback
 from digitlab.errors import ConfigError
-from digitlab.models import build_model
-from digitlab.sources import ProgressCallback
+from digitlab.training import distributed, fastfit
+from digitlab.training.distributed import DistributionSettings
+from digitlab.training.models import build_model
 
 # Batches run per compiled call on backends that support it. It changes no arithmetic (the same
 # updates in the same order) but saves Python overhead per batch: measured 7.8 s -> 5.6 s of `fit`
@@ -98,10 +105,10 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     # Several processes: each trains on its own share; Keras assembles the global batches.
     train_images, train_labels = distributed.shard(train_images, distribution), distributed.shard(train_labels, distribution)
     test_images, test_labels = distributed.shard(test_images, distribution), distributed.shard(test_labels, distribution)
-    training_inputs = preprocess.prepare_images(train_images, config.input_shape)  # (60000, 784) float32 in [0, 1]
-    training_targets = preprocess.one_hot(train_labels)  # (60000, 10) float32
-    test_inputs = preprocess.prepare_images(test_images, config.input_shape)  # (10000, 784) or (10000, 28, 28, 1)
-    test_targets = preprocess.one_hot(test_labels)  # (10000, 10)
+    training_inputs = arrays.prepare_images(train_images, config.input_shape)  # (60000, 784) float32 in [0, 1]
+    training_targets = arrays.one_hot(train_labels)  # (60000, 10) float32
+    test_inputs = arrays.prepare_images(test_images, config.input_shape)  # (10000, 784) or (10000, 28, 28, 1)
+    test_targets = arrays.one_hot(test_labels)  # (10000, 10)
     data_seconds = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -69,7 +69,7 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
     sock = _bind(host, port, reuse_port=balanced)
     try:
         if workers == 1:
-            from digitlab.predict import load_classifier
+            from digitlab.inference.predict import load_classifier
             from digitlab.web.app import create_app
 
             classifier = load_classifier(model, backend=backend)
@@ -82,7 +82,7 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
             source = str(model)
             os.environ[_WORKER_OPTIONS] = json.dumps({"model": str(model.resolve()), "backend": backend,
                                                       "cors_origins": list(cors_origins)})
-            config = uvicorn.Config("digitlab.serve:app_from_environment", factory=True, workers=workers, **logging)
+            config = uvicorn.Config("digitlab.web.server:app_from_environment", factory=True, workers=workers, **logging)
         if ready is not None:
             ready(address_of(sock), source)
         if workers == 1:
@@ -173,7 +173,7 @@ def _balanced_worker(address: tuple[str, int], logging: dict) -> None:
 
 def app_from_environment():
     """The app for one worker process of `serve(workers=N)`: options come from the parent's environment."""
-    from digitlab.predict import load_classifier
+    from digitlab.inference.predict import load_classifier
     from digitlab.web.app import create_app
 
     options = json.loads(os.environ[_WORKER_OPTIONS])

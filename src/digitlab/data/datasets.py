@@ -19,8 +19,8 @@ import numpy as np
 
 from digitlab.config import DATASET_NAMES
 from digitlab.errors import DataUnavailableError, IdxFormatError, UnknownDatasetError
-from digitlab.idx import read_idx
-from digitlab.sources import (
+from digitlab.data.idx import read_idx
+from digitlab.data.sources import (
     CHUNK_BYTES,
     FolderSource,
     HttpMirrorSource,

@@ -1,6 +1,6 @@
 """Load a trained model with its config, and classify images: paths, PIL images or arrays -> digits.
 
-Every image goes through `preprocess.prepare_image` (what the CLI, the Python API and the web app
+Every image goes through `prepare_image` (what the CLI, the Python API and the web app
 share), then through the model called directly, never through `model.predict()`, whose per-call
 overhead is milliseconds. On JAX the forward pass is compiled once per batch-size bucket.
 
@@ -23,8 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import preprocess, runs
+from digitlab import runs
 from digitlab.errors import DigitlabError, ImageError, ModelError
+from digitlab.inference.images import (
+    IMAGE_SUFFIXES,
+    MNIST_SIZE,
+    prepare_image,
+    prepare_image_batch,
+)
 
 # Batches are padded up to a power of two (at least this), so that JAX compiles a handful of
 # shapes instead of one per batch size.
@@ -33,7 +39,7 @@ LARGEST_BATCH = 1024
 # Images sent to the model (and printed) at a time when classifying files.
 FILE_BATCH = 256
 # Images handed to a worker process at once: large enough to amortise the inter-process overhead
-# and to prepare them as one batch (`preprocess.prepare_image_batch`), small enough to share out.
+# and to prepare them as one batch (`prepare_image_batch`), small enough to share out.
 WORKER_CHUNK = 32
 # Images handed to the workers ahead of those taken, so that they never wait for this process
 # (which classifies, prints or saves one batch while the workers prepare the next ones).
@@ -128,14 +134,14 @@ class Classifier:
 
     def prepare(self, image) -> np.ndarray:
         """One image (path, PIL image or array) -> the (28, 28) float32 image the network sees."""
-        return preprocess.prepare_image(image)
+        return prepare_image(image)
 
     def probabilities(self, prepared: np.ndarray) -> np.ndarray:
         """(N, 28, 28) prepared images -> (N, classes) float32 probabilities."""
         prepared = np.asarray(prepared, dtype=np.float32)
         if prepared.ndim == 2:
             prepared = prepared[None]
-        if prepared.shape[1:] != (preprocess.MNIST_SIZE, preprocess.MNIST_SIZE):
+        if prepared.shape[1:] != (MNIST_SIZE, MNIST_SIZE):
             raise ImageError(f"prepared images must be (N, 28, 28), got {prepared.shape}; use prepare() first")
         inputs = prepared.reshape((len(prepared), *self.input_shape))  # flattened for an MLP, 28x28x1 for a CNN
         outputs = [self._forward(inputs[start:start + LARGEST_BATCH])
@@ -151,11 +157,11 @@ class Classifier:
                 past bad files).
         """
         batch = _as_batch(images)
-        outcomes = preprocess.prepare_image_batch(batch)
+        outcomes = prepare_image_batch(batch)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        prepared = np.stack(outcomes) if batch else np.zeros((0, preprocess.MNIST_SIZE, preprocess.MNIST_SIZE), np.float32)
+        prepared = np.stack(outcomes) if batch else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.float32)
         probabilities = self.probabilities(prepared)
         return Prediction(probabilities.argmax(axis=1), probabilities, prepared)
 
@@ -297,7 +303,7 @@ def image_files(inputs: Iterable[str | Path]) -> list[Path]:
         item = Path(item)
         if item.is_dir():
             found.extend(sorted(child for child in item.iterdir()
-                                if child.is_file() and child.suffix.lower() in preprocess.IMAGE_SUFFIXES))
+                                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES))
         else:
             found.append(item)  # a missing or unreadable file is reported as that file's error
     return found
@@ -324,7 +330,7 @@ def available_cores() -> int:
 def _prepare_files(paths: Sequence[Path]) -> list[tuple[np.ndarray | None, str | None]]:
     """Runs in worker processes too: never raises, so one bad file cannot stop the others."""
     outcomes = []
-    for path, outcome in zip(paths, preprocess.prepare_image_batch(paths)):
+    for path, outcome in zip(paths, prepare_image_batch(paths)):
         if not isinstance(outcome, BaseException):
             outcomes.append((outcome, None))
         elif isinstance(outcome, DigitlabError):
@@ -341,7 +347,7 @@ def _prepare_files_lazily(paths: Sequence[Path]) -> Iterator[tuple[np.ndarray | 
 
 
 def _warm_up() -> None:
-    from PIL import Image, PngImagePlugin, JpegImagePlugin  # noqa: F401  (imports are the point)
+    from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401  (imports are the point)
 
 
 def _unique_name(path: Path, taken: set[str]) -> str:
@@ -370,7 +376,7 @@ def _image_input_shape(model, source: str) -> tuple[int, ...]:
     if isinstance(shape, list) or not isinstance(shape, tuple) or (shape and isinstance(shape[0], tuple)):
         raise ModelError(f"{source}: the model takes several inputs {shape}; digitlab models take one image")
     features = tuple(shape[1:])
-    expected = preprocess.MNIST_SIZE * preprocess.MNIST_SIZE
+    expected = MNIST_SIZE * MNIST_SIZE
     if any(size is None for size in features) or math.prod(features) != expected:
         raise ModelError(f"{source}: the model's input shape {shape} does not fit a 28x28 image "
                          f"({expected} values, e.g. (None, 784) or (None, 28, 28, 1))")

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import datasets, preprocess, runs
+from digitlab import runs
+from digitlab.data import arrays, datasets
 from digitlab.errors import RunFolderError
 
 REPORT_FILE = "report.html"
@@ -282,7 +283,7 @@ def read_history(path: str | Path) -> dict[str, list[float]]:
 
 def prepare_inputs(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     """uint8 images (N, 28, 28) -> float32 in [0, 1] shaped (N, *input_shape): (N, 784) or (N, 28, 28, 1)."""
-    return preprocess.normalize(images).reshape((len(images), *[int(size) for size in input_shape]))
+    return arrays.normalize(images).reshape((len(images), *[int(size) for size in input_shape]))
 
 
 def confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
@@ -305,8 +306,8 @@ def write_report(run_dir: str | Path, data_root: str | Path | None = None, backe
         samples: how many random test predictions to show.
         seed: picks the random test predictions (the same seed, the same images).
     """
-    from digitlab.evaluate import summarize
-    from digitlab.metrics import macro_average, per_class_scores
+    from digitlab.analysis.evaluate import summarize
+    from digitlab.analysis.metrics import macro_average, per_class_scores
 
     run_dir = Path(run_dir)
     config, saved = runs.read_run_config(run_dir)

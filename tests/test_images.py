@@ -1,4 +1,4 @@
-"""preprocess.prepare_image: any image of a digit -> 28x28 like MNIST. Small synthetic images only."""
+"""images.prepare_image: any image of a digit -> 28x28 like MNIST. Small synthetic images only."""
 
 import io
 import struct
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digitlab import preprocess
 from digitlab.errors import ImageError
+from digitlab.inference import images
 
 
 def draw_shape(size=(200, 160), box=(60, 30, 110, 130), ink=0, paper=255, width=12) -> Image.Image:
@@ -40,7 +40,7 @@ def encode(image: Image.Image, format: str, **options) -> bytes:
 
 @pytest.fixture
 def reference() -> np.ndarray:
-    return preprocess.prepare_image(draw_shape())
+    return images.prepare_image(draw_shape())
 
 
 def test_result_is_28x28_float32_light_ink_on_black(reference):
@@ -51,26 +51,26 @@ def test_result_is_28x28_float32_light_ink_on_black(reference):
 
 
 def test_longest_side_is_20_pixels_with_the_aspect_ratio_kept():
-    tall = preprocess.prepare_image(draw_shape(box=(60, 20, 100, 140)))  # 40 wide, 120 tall (+ pen)
+    tall = images.prepare_image(draw_shape(box=(60, 20, 100, 140)))  # 40 wide, 120 tall (+ pen)
     height, width = ink_box(tall)
     assert height in (20, 21) and 6 <= width <= 10
-    wide = preprocess.prepare_image(draw_shape(size=(300, 120), box=(40, 30, 240, 80)))
+    wide = images.prepare_image(draw_shape(size=(300, 120), box=(40, 30, 240, 80)))
     height, width = ink_box(wide)
     assert width in (20, 21) and height < 10
 
 
 def test_centre_of_mass_is_at_the_centre_of_the_frame(reference):
     row, column = centre_of_mass(reference)
-    assert abs(row - preprocess.MNIST_CENTRE) <= 0.5 and abs(column - preprocess.MNIST_CENTRE) <= 0.5
+    assert abs(row - images.MNIST_CENTRE) <= 0.5 and abs(column - images.MNIST_CENTRE) <= 0.5
 
 
 def test_position_and_size_in_the_picture_do_not_matter(reference):
-    moved = preprocess.prepare_image(draw_shape(size=(420, 340), box=(250, 110, 350, 310), width=24))
+    moved = images.prepare_image(draw_shape(size=(420, 340), box=(250, 110, 350, 310), width=24))
     assert np.abs(moved - reference).mean() < 0.03
 
 
 def test_dark_ink_on_light_paper_and_light_ink_on_dark_give_the_same_digit(reference):
-    light_on_dark = preprocess.prepare_image(draw_shape(ink=255, paper=0))
+    light_on_dark = images.prepare_image(draw_shape(ink=255, paper=0))
     assert np.abs(light_on_dark - reference).mean() < 0.01
 
 
@@ -79,7 +79,7 @@ def test_uneven_lighting_and_noise_are_removed(reference):
     rows, columns = page.shape
     lighting = np.linspace(0.45, 1.0, columns)[None, :] * np.linspace(0.8, 1.0, rows)[:, None]
     noisy = page * lighting + np.random.default_rng(0).normal(0, 0.03, page.shape)
-    prepared = preprocess.prepare_image(Image.fromarray((np.clip(noisy, 0, 1) * 255).astype(np.uint8)))
+    prepared = images.prepare_image(Image.fromarray((np.clip(noisy, 0, 1) * 255).astype(np.uint8)))
     assert np.abs(prepared - reference).mean() < 0.03
     # Without the lighting correction the dark side of the page would show up as ink.
     assert (prepared[reference == 0] > 0.2).mean() < 0.02
@@ -87,18 +87,18 @@ def test_uneven_lighting_and_noise_are_removed(reference):
 
 def test_bold_strokes_are_thinned_and_hairlines_thickened(monkeypatch):
     bold, hairline = draw_shape(width=30), draw_shape(size=(90, 70), box=(30, 15, 50, 55), width=1)
-    thinned, thickened = preprocess.prepare_image(bold), preprocess.prepare_image(hairline)
-    monkeypatch.setattr(preprocess, "STROKE_WIDTH_RANGE", (0.0, 100.0))  # leave widths alone
-    as_drawn_bold, as_drawn_hairline = preprocess.prepare_image(bold), preprocess.prepare_image(hairline)
-    assert preprocess._stroke_width(thinned) < preprocess._stroke_width(as_drawn_bold) - 0.5
-    assert preprocess._stroke_width(thickened) > preprocess._stroke_width(as_drawn_hairline) + 0.25
+    thinned, thickened = images.prepare_image(bold), images.prepare_image(hairline)
+    monkeypatch.setattr(images, "STROKE_WIDTH_RANGE", (0.0, 100.0))  # leave widths alone
+    as_drawn_bold, as_drawn_hairline = images.prepare_image(bold), images.prepare_image(hairline)
+    assert images._stroke_width(thinned) < images._stroke_width(as_drawn_bold) - 0.5
+    assert images._stroke_width(thickened) > images._stroke_width(as_drawn_hairline) + 0.25
 
 
 @pytest.mark.parametrize("format", ["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"])
 def test_reads_every_common_format(tmp_path, reference, format):
     path = tmp_path / f"digit.{format.lower()}"
     path.write_bytes(encode(draw_shape().convert("RGB"), format))
-    assert np.abs(preprocess.prepare_image(path) - reference).mean() < 0.03
+    assert np.abs(images.prepare_image(path) - reference).mean() < 0.03
 
 
 def test_exif_orientation_is_applied(tmp_path, reference):
@@ -107,10 +107,10 @@ def test_exif_orientation_is_applied(tmp_path, reference):
     exif[0x0112] = 3  # "rotate 180 to display"
     path = tmp_path / "phone.jpg"
     path.write_bytes(encode(upside_down, "JPEG", exif=exif, quality=95))
-    assert np.abs(preprocess.prepare_image(path) - reference).mean() < 0.03
+    assert np.abs(images.prepare_image(path) - reference).mean() < 0.03
     exif[0x0112] = 1
     path.write_bytes(encode(upside_down, "JPEG", exif=exif, quality=95))
-    assert np.abs(preprocess.prepare_image(path) - reference).mean() > 0.05  # the check can fail
+    assert np.abs(images.prepare_image(path) - reference).mean() > 0.05  # the check can fail
 
 
 def test_transparency_is_composited_on_white(tmp_path, reference):
@@ -119,8 +119,8 @@ def test_transparency_is_composited_on_white(tmp_path, reference):
     rgba[..., 3] = 255 - shape
     path = tmp_path / "drawn.png"
     Image.fromarray(rgba, mode="RGBA").save(path)
-    assert np.abs(preprocess.prepare_image(path) - reference).mean() < 0.01
-    assert np.abs(preprocess.prepare_image(rgba) - reference).mean() < 0.01  # the same as an array
+    assert np.abs(images.prepare_image(path) - reference).mean() < 0.01
+    assert np.abs(images.prepare_image(rgba) - reference).mean() < 0.01  # the same as an array
 
 
 def test_arrays_pil_images_and_file_objects_are_accepted(reference):
@@ -128,20 +128,20 @@ def test_arrays_pil_images_and_file_objects_are_accepted(reference):
     pixels = np.asarray(shape)
     for source in (shape, shape.convert("RGB"), pixels, pixels / 255.0, np.stack([pixels] * 3, axis=2),
                    io.BytesIO(encode(shape, "PNG"))):
-        assert np.abs(preprocess.prepare_image(source) - reference).mean() < 0.01
+        assert np.abs(images.prepare_image(source) - reference).mean() < 0.01
 
 
 def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path, reference):
     deep = (np.asarray(draw_shape(), dtype=np.uint16) * 257).astype(np.uint16)
     path = tmp_path / "deep.png"
     Image.fromarray(deep).save(path)
-    assert np.abs(preprocess.prepare_image(path) - reference).mean() < 0.01
+    assert np.abs(images.prepare_image(path) - reference).mean() < 0.01
 
 
 def test_a_small_digit_in_a_big_picture_keeps_its_shape(reference):
     big = Image.new("L", (2000, 1600), 255)
     big.paste(draw_shape(), (1500, 1200))
-    assert np.abs(preprocess.prepare_image(big) - reference).mean() < 0.03
+    assert np.abs(images.prepare_image(big) - reference).mean() < 0.03
 
 
 # --- bad input: each gets a clear ImageError ----------------------------------------------------
@@ -151,14 +151,14 @@ def test_not_an_image(tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("this is not a picture")
     with pytest.raises(ImageError, match="not an image"):
-        preprocess.prepare_image(path)
+        images.prepare_image(path)
 
 
 def test_zero_byte_file(tmp_path):
     path = tmp_path / "empty.jpg"
     path.write_bytes(b"")
     with pytest.raises(ImageError, match="empty.jpg"):
-        preprocess.prepare_image(path)
+        images.prepare_image(path)
 
 
 @pytest.mark.parametrize("format", ["PNG", "JPEG"])
@@ -167,19 +167,19 @@ def test_truncated_file(tmp_path, format):
     path = tmp_path / f"cut.{format.lower()}"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError, match="truncated|corrupt|broken"):
-        preprocess.prepare_image(path)
+        images.prepare_image(path)
 
 
 def test_missing_file_and_folder(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
-        preprocess.prepare_image(tmp_path / "nowhere.png")
+        images.prepare_image(tmp_path / "nowhere.png")
     with pytest.raises(ImageError, match="folder"):
-        preprocess.prepare_image(tmp_path)
+        images.prepare_image(tmp_path)
 
 
 def test_blank_page_has_no_ink(tmp_path):
     with pytest.raises(ImageError, match="no ink"):
-        preprocess.prepare_image(Image.new("L", (300, 200), 240))
+        images.prepare_image(Image.new("L", (300, 200), 240))
     # A photographed blank page: uneven light and sensor noise, still no digit.
     rows, columns = 200, 300
     page = 0.9 * np.linspace(0.5, 1.0, columns)[None, :] * np.ones((rows, 1))
@@ -187,7 +187,7 @@ def test_blank_page_has_no_ink(tmp_path):
     path = tmp_path / "blank.jpg"
     Image.fromarray((np.clip(page, 0, 1) * 255).astype(np.uint8)).save(path, quality=80)
     with pytest.raises(ImageError, match="no ink"):
-        preprocess.prepare_image(path)
+        images.prepare_image(path)
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -203,21 +203,21 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_header_only(8000, 7000))
     with pytest.raises(ImageError, match="56 megapixels"):
-        preprocess.prepare_image(path)
+        images.prepare_image(path)
     # Far over Pillow's limit too (10 gigapixels in a few bytes).
     path.write_bytes(png_header_only(100_000, 100_000))
     with pytest.raises(ImageError, match="megapixels"):
-        preprocess.prepare_image(path)
+        images.prepare_image(path)
     # A real, cheaply compressed 1-bit image of 56 megapixels.
     real = tmp_path / "real-bomb.png"
     Image.new("1", (8000, 7000), 1).save(real)
     assert real.stat().st_size < 100_000
     with pytest.raises(ImageError, match="over the limit"):
-        preprocess.prepare_image(real)
+        images.prepare_image(real)
 
 
 def test_bad_arrays():
     with pytest.raises(ImageError, match="image array"):
-        preprocess.prepare_image(np.zeros((4, 5, 6, 7)))
+        images.prepare_image(np.zeros((4, 5, 6, 7)))
     with pytest.raises(ImageError, match="no ink"):
-        preprocess.prepare_image(np.zeros((28, 28), dtype=np.uint8))
+        images.prepare_image(np.zeros((28, 28), dtype=np.uint8))

@@ -36,7 +36,7 @@ from typing import Any
 from digitlab import runs
 from digitlab.config import TrainingConfig
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.metrics import mean_and_std
+from digitlab.analysis.metrics import mean_and_std
 
 SWEEP_FILE = "sweep.json"
 CSV_FILE = "sweep.csv"
@@ -197,7 +197,7 @@ def expand_grid(fixed: dict[str, Any], factors: dict[str, Sequence[Any]], seeds:
 
 def make_config(settings: dict[str, Any]) -> TrainingConfig:
     """A config as `digitlab train` builds it from flags: the recipe's settings (if a recipe is named), then `settings`."""
-    from digitlab.recipes import recipe_config
+    from digitlab.training.recipes import recipe_config
 
     settings = dict(settings)
     return recipe_config(settings.pop("recipe", "tutorial"), **settings)
@@ -303,7 +303,7 @@ def train_trial(config: dict[str, Any], run_dir: str, backend: str | None, data_
     """Train one trial with the library's `train` into `run_dir`; return its status."""
     import sys
 
-    from digitlab.train import train
+    from digitlab.training.train import train
 
     if "jax" in sys.modules:
         # Trials in one process would otherwise reuse compiled code, and only a configuration's first
@@ -493,7 +493,7 @@ def summarize_groups(plan: SweepPlan, rows: Sequence[dict[str, Any]]) -> list[Gr
 
 def write_summaries(plan: SweepPlan, sweep_dir: Path, trials: Sequence[Trial] | None = None) -> SweepSummary:
     """Write sweep.csv, the plots and sweep.md from the trial folders as they are now."""
-    from digitlab import report
+    from digitlab.analysis import report
 
     trials = list(trials) if trials is not None else plan.trials()
     rows = collect_rows(trials, sweep_dir / TRIALS_DIR)

@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from digitlab import runs, sweep
+from digitlab import runs
 from digitlab.config import TrainingConfig
 from digitlab.errors import ConfigError
+from digitlab.sweeps import runner as sweep
 from test_cli import run_cli
 
 TINY = {"epochs": 1, "batch_size": 32, "hidden_units": (16,)}

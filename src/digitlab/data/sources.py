@@ -24,7 +24,7 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from digitlab.idx import write_idx
+from digitlab.data.idx import write_idx
 
 # (what is happening, units done so far, units in all or None when unknown)
 ProgressCallback = Callable[[str, int, "int | None"], None]

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import datasets, preprocess, runs
+from digitlab import runs
+from digitlab.data import arrays, datasets
 
 # Keras clips probabilities to [epsilon, 1 - epsilon] in categorical cross-entropy; so do we.
 KERAS_EPSILON = 1e-7
@@ -66,7 +67,7 @@ def summarize(probabilities: np.ndarray, true_labels: np.ndarray) -> Evaluation:
 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
     """Run a model on uint8 images (N, 28, 28) and summarise against integer labels (N,)."""
-    inputs = preprocess.prepare_images(images, tuple(model.input_shape[1:]))
+    inputs = arrays.prepare_images(images, tuple(model.input_shape[1:]))
     probabilities = model.predict(inputs, batch_size=EVALUATION_BATCH_SIZE, verbose=0)
     return summarize(probabilities, labels)
 

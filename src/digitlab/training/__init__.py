@@ -1,0 +1,1 @@
+"""Training: build the Keras model from a config, the named recipes, the training loops, distribution."""
