@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the realistic-image generator the tests use
 
 
 def main() -> None:
@@ -39,8 +38,8 @@ def main() -> None:
     preparer = ImagePreparer()
 
     from digitlab.data import datasets
+    from digitlab.data.synthetic import write_handwritten
     from digitlab.inference.predict import load_classifier
-    from realistic_digits import write_handwritten
 
     _, (test_images, test_labels) = datasets.load("mnist")
     scratch = Path(tempfile.mkdtemp(prefix="digitlab-predict-speed-"))
@@ -80,7 +79,7 @@ def main() -> None:
         parallel.append(len(paths) / (time.perf_counter() - started))
         if cpu is not None:
             parallel_cpu.append((_cpu_seconds(workers) - cpu) / len(paths))
-        accuracy = sum(result.digit == label for result, label in zip(results, labels)) / len(labels)
+        accuracy = sum(result.digit == label for result, label in zip(results, labels, strict=True)) / len(labels)
     preparer.close()
     in_process, in_process_cpu = [], []
     for _ in range(arguments.repeats):

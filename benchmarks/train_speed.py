@@ -84,11 +84,11 @@ def run_with_rss(commands: list[tuple[list[str], dict]]) -> tuple[float, float, 
     started = time.perf_counter()
     outputs, processes = [], []
     for command, environment in commands:
-        out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")  # noqa: SIM115  (read after the runs)
         outputs.append((out, err))
         processes.append(subprocess.Popen(command, stdout=out, stderr=err, text=True, env=environment))
     peak_rss, failures = 0.0, []
-    for process, (out, err) in zip(processes, outputs):
+    for process, (_, err) in zip(processes, outputs, strict=True):
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         peak_rss = max(peak_rss, usage.ru_maxrss / 1024)
@@ -200,7 +200,8 @@ def main() -> None:
     for row in summary.values():
         row["share_of_peak"] = row["gflops"] / peak_gflops
 
-    lines = ["| stack | end to end (s) | until exit (s) | fit (s) | steady epoch (s) | images/s | GFLOP/s | share of peak | peak RSS (MB) | test accuracy |",
+    lines = ["| stack | end to end (s) | until exit (s) | fit (s) | steady epoch (s) | images/s | GFLOP/s "
+             "| share of peak | peak RSS (MB) | test accuracy |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in summary.items():
         lines.append(f"| {STACKS[name]} | {row['end_to_end_seconds']:.2f} | {row['until_exit_seconds']:.2f} | "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,10 @@ import pytest
 
 from digitlab.data import datasets
 from digitlab.data.idx import write_idx
+
+# digitlab's default backend, for tests that import Keras directly (Keras's own default is TensorFlow);
+# scripts/test sets KERAS_BACKEND itself for the TensorFlow and PyTorch round trips.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
 def make_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,7 +30,8 @@ def make_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def write_fake_dataset(directory: Path, train_count: int = 512, test_count: int = 128, gzipped: bool = False) -> dict[str, str]:
+def write_fake_dataset(directory: Path, train_count: int = 512, test_count: int = 128,
+                       gzipped: bool = False) -> dict[str, str]:
     """Write the four IDX files into `directory`; return file name -> SHA-256 of the raw IDX bytes."""
     directory.mkdir(parents=True, exist_ok=True)
     train_images, train_labels = make_images(train_count, seed=1)
@@ -85,3 +91,20 @@ def tiny_run(tmp_path_factory):
         datasets.fetch("mnist", sources=[datasets.FolderSource(folder / "source")])
         train(TrainingConfig(epochs=1, batch_size=32, hidden_units=(32,)), run_dir=folder / "run", verbose=0)
     return folder / "run"
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `digitlab ARGS...` in-process through its real entry point; returns (exit status, stdout, stderr)."""
+    import sys
+
+    from digitlab import cli as command_line
+
+    def run(*arguments: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["digitlab", *arguments])
+        with pytest.raises(SystemExit) as exited:
+            command_line.main()
+        captured = capsys.readouterr()
+        return exited.value.code or 0, captured.out, captured.err
+
+    return run

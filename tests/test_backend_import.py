@@ -1,4 +1,4 @@
-"""How digitlab imports Keras (backend.py): in the background, and without matplotlib until it is used.
+"""How digitlab imports Keras (backend.py): in the background, while other start-up work goes on.
 
 Each test runs a fresh interpreter, since this one has imported Keras already.
 """
@@ -13,40 +13,6 @@ def run_python(code: str, *arguments: str) -> str:
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
-
-
-def test_keras_is_imported_without_matplotlib_and_its_plot_helper_still_works(tmp_path):
-    picture = tmp_path / "gallery.png"
-    output = run_python("""
-        import sys
-        from digitlab.backend import import_keras
-
-        keras = import_keras()
-        print("matplotlib loaded with keras:", "matplotlib" in sys.modules)
-        import numpy as np
-
-        keras.visualization.plot_image_gallery(np.zeros((4, 8, 8, 3)), rows=2, cols=2, path=sys.argv[1])
-        print("matplotlib loaded at first use:", "matplotlib.pyplot" in sys.modules)
-        import matplotlib.pyplot
-        print("the real pyplot:", hasattr(matplotlib.pyplot, "subplots"))
-    """, str(picture))
-    assert "matplotlib loaded with keras: False" in output
-    assert "matplotlib loaded at first use: True" in output and "the real pyplot: True" in output
-    assert picture.read_bytes().startswith(b"\x89PNG")
-
-
-def test_other_threads_may_import_matplotlib_while_keras_is_imported():
-    output = run_python("""
-        import threading
-        from digitlab.backend import import_keras_in_background, import_keras
-
-        thread = import_keras_in_background()
-        import matplotlib.pyplot  # the main thread, while Keras loads in the other
-        thread.join()
-        keras = import_keras()
-        print("pyplot works:", hasattr(matplotlib.pyplot, "subplots"), keras.backend.backend())
-    """)
-    assert "pyplot works: True" in output
 
 
 def test_a_background_import_is_shared_and_the_backend_is_known_while_it_runs():

@@ -58,11 +58,11 @@ def test_data_fetch_from_a_folder_then_verify_and_info(monkeypatch, capsys, data
     assert run_cli(monkeypatch, capsys, "data", "verify", "mnist")[0] == 0
 
 
-def test_fetch_with_no_working_source_exits_2_and_lists_the_sources(monkeypatch, capsys, data_root, tmp_path):
+def test_fetch_with_no_working_source_exits_1_and_lists_the_sources(monkeypatch, capsys, data_root, tmp_path):
     monkeypatch.setattr(datasets, "default_sources", lambda name, from_dir=None: [
         datasets.FolderSource(tmp_path / "nothing-here")])
     code, _, err = run_cli(monkeypatch, capsys, "data", "fetch", "mnist")
-    assert code == 2 and "nothing-here does not exist" in err and "--from FOLDER" in err
+    assert code == 1 and "nothing-here does not exist" in err and "--from FOLDER" in err
 
 
 def test_train_then_evaluate(monkeypatch, capsys, tiny_mnist, tmp_path):

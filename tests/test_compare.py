@@ -1,8 +1,7 @@
 """Comparing runs: which settings differ, the metrics side by side, as a table, Markdown and JSON."""
 
 import json
-
-import pytest
+from pathlib import Path
 
 from digitlab import runs
 from digitlab.analysis import compare
@@ -88,14 +87,18 @@ def test_the_cli_prints_a_table_markdown_or_json(monkeypatch, capsys, tmp_path):
     assert code == 2 and err.startswith("error:") and "does not exist" in err
 
 
+def test_a_run_written_by_digitlab_0_1_0_compares_with_a_new_one(tmp_path):
+    """The old record (no format_version) reads through the run record like a new one."""
+    old = Path(__file__).parent / "fixtures" / "run-0.1.0"
+    new = write_run(tmp_path / "new", metrics(0.9788), validation_split=0.1, epochs=2, hidden_units=[16],
+                    max_train_images=600)
+    comparison = compare.compare_runs([old, new])
+    assert comparison.names == ["run-0.1.0", "new"] and comparison.differing == []
+    assert comparison.metrics["test_accuracy"] == [0.3727000057697296, 0.9788]
+    assert comparison.metrics["val_accuracy"] == [0.38333333333333336, None]
+
+
 def test_folders_with_the_same_name_are_told_apart_by_path(tmp_path):
     first = write_run(tmp_path / "x" / "run", metrics(0.98))
     second = write_run(tmp_path / "y" / "run", metrics(0.97))
     assert compare.compare_runs([first, second]).names == [str(first), str(second)]
-
-
-@pytest.mark.parametrize("value, kind, shown", [(0.97884, "percent", "97.88%"), (0.06412, "loss", "0.0641"),
-                                                (49012.3, "rate", "49,012"), ([512, 256], "text", "512,256"),
-                                                (None, "percent", "-")])
-def test_values_are_formatted_for_people(value, kind, shown):
-    assert compare.format_value(value, kind) == shown

@@ -100,8 +100,9 @@ def test_verify_reports_a_corrupt_file_and_fetch_repairs_it(data_root, fake_mnis
     path.write_bytes(bytes(data))
     states = {status.name: status.state for status in datasets.verify("mnist")}
     assert states[datasets.TEST_LABELS] == "corrupt" and states[datasets.TRAIN_IMAGES] == "ok"
-    result = datasets.fetch("mnist", sources=[FolderSource(fake_mnist_spec)])
-    assert result.repaired == (datasets.TEST_LABELS,)
+    notices = []
+    result = datasets.fetch("mnist", sources=[FolderSource(fake_mnist_spec)], notice=notices.append)
+    assert result.repaired == (datasets.TEST_LABELS,) and datasets.TEST_LABELS in notices[0]
     assert result.origins[datasets.TEST_LABELS].startswith("folder") and result.origins[datasets.TRAIN_IMAGES] == "cache"
     assert all(status.state == "ok" for status in datasets.verify("mnist"))
 
@@ -112,7 +113,7 @@ def test_a_source_with_wrong_content_is_rejected_and_nothing_is_cached(data_root
     with pytest.raises(DataUnavailableError) as caught:
         datasets.fetch("mnist", sources=[FolderSource(other)])
     assert "differs from the expected" in str(caught.value)
-    assert list(datasets.dataset_dir("mnist").iterdir()) == []
+    assert not data_root.exists()  # not even the empty folders a first fetch created
 
 
 def test_when_every_source_fails_one_error_lists_them_all_and_the_manual_way(data_root, fake_mnist_spec, tmp_path):
@@ -145,8 +146,8 @@ def test_an_interrupted_fetch_leaves_the_cache_empty_and_the_next_fetch_works(da
     with pytest.raises(KeyboardInterrupt):
         datasets.fetch("mnist", sources=[InterruptedSource(fake_mnist_spec)])
     directory = datasets.dataset_dir("mnist")
-    assert [path.name for path in directory.iterdir() if not path.name.startswith(".partial-")] == []
-    (directory / ".partial-stale").mkdir()  # as a `kill -9` would leave it
+    assert not directory.exists()  # scratch removed, and the folders this first fetch made
+    (directory / ".partial-stale").mkdir(parents=True)  # as a `kill -9` would leave it
     datasets.fetch("mnist", sources=[FolderSource(fake_mnist_spec)])
     assert sorted(os.listdir(directory)) == sorted(datasets.FILE_NAMES)
 

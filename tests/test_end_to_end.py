@@ -27,7 +27,7 @@ def test_fetch_real_mnist_from_scratch_and_train_one_epoch(tmp_path, monkeypatch
     assert np.bincount(test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
     run = train(TrainingConfig(epochs=1), run_dir=tmp_path / "run", verbose=0)
-    assert run.metrics["test_accuracy"] >= 0.96
+    assert run.metrics.test_accuracy >= 0.96
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ def test_fast_loop_matches_model_fit(dropout, validation_split, optimizer):
     assert sorted(result.history) == sorted(expected)
     for name in expected:
         np.testing.assert_allclose(result.history[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    for fast_weights, reference_weights in zip(model.get_weights(), reference.get_weights()):
+    for fast_weights, reference_weights in zip(model.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_allclose(fast_weights, reference_weights, rtol=1e-5, atol=1e-6)
     assert result.compile_seconds > 0
 
@@ -58,21 +58,22 @@ def test_models_with_regularisation_losses_are_left_to_model_fit():
     usable, reason = fastfit.supports(compiled_model(regularizer="l2"))
     assert not usable and "regularisation" in reason
     assert fastfit.supports(compiled_model()) == (True, "")
-    convnet = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
-                                keras.layers.Dense(10, activation="softmax")])
-    convnet.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    assert fastfit.supports(convnet)[0] is False
+    for strides, usable in ((1, True), (2, False)):  # strided convolutions are not lowered (lowering.py)
+        convnet = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, strides=strides),
+                                    keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+        convnet.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        assert fastfit.supports(convnet)[0] is usable
 
 
 def test_train_records_the_loop_and_both_loops_agree(tiny_mnist, tmp_path):
     config = TrainingConfig(epochs=2, batch_size=32, hidden_units=(32,), validation_split=0.1)
     fast = train(config, run_dir=tmp_path / "fast", verbose=0)
     plain = train(config, run_dir=tmp_path / "plain", verbose=0, fit_loop="keras")
-    assert fast.metrics["fit_loop"] == "fast" and plain.metrics["fit_loop"] == "keras"
-    assert fast.metrics["compile_seconds"] > 0 and plain.metrics["compile_seconds"] is None
+    assert fast.metrics.fit_loop == "fast" and plain.metrics.fit_loop == "keras"
+    assert fast.metrics.compile_seconds > 0 and plain.metrics.compile_seconds is None
     for name in plain.history:
         np.testing.assert_allclose(fast.history[name], plain.history[name], rtol=1e-5, atol=1e-6)
-    assert fast.metrics["test_accuracy"] == pytest.approx(plain.metrics["test_accuracy"], abs=1e-6)
+    assert fast.metrics.test_accuracy == pytest.approx(plain.metrics.test_accuracy, abs=1e-6)
 
 
 def test_verbose_output_looks_like_keras(capsys):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitlab.errors import ImageError
-from digitlab.inference import images
+from digitlab.inference import images, ink
 
 
 def draw_shape(size=(200, 160), box=(60, 30, 110, 130), ink=0, paper=255, width=12) -> Image.Image:
@@ -61,7 +61,7 @@ def test_longest_side_is_20_pixels_with_the_aspect_ratio_kept():
 
 def test_centre_of_mass_is_at_the_centre_of_the_frame(reference):
     row, column = centre_of_mass(reference)
-    assert abs(row - images.MNIST_CENTRE) <= 0.5 and abs(column - images.MNIST_CENTRE) <= 0.5
+    assert abs(row - ink.MNIST_CENTRE) <= 0.5 and abs(column - ink.MNIST_CENTRE) <= 0.5
 
 
 def test_position_and_size_in_the_picture_do_not_matter(reference):
@@ -88,10 +88,10 @@ def test_uneven_lighting_and_noise_are_removed(reference):
 def test_bold_strokes_are_thinned_and_hairlines_thickened(monkeypatch):
     bold, hairline = draw_shape(width=30), draw_shape(size=(90, 70), box=(30, 15, 50, 55), width=1)
     thinned, thickened = images.prepare_image(bold), images.prepare_image(hairline)
-    monkeypatch.setattr(images, "STROKE_WIDTH_RANGE", (0.0, 100.0))  # leave widths alone
+    monkeypatch.setattr(ink, "STROKE_WIDTH_RANGE", (0.0, 100.0))  # leave widths alone
     as_drawn_bold, as_drawn_hairline = images.prepare_image(bold), images.prepare_image(hairline)
-    assert images._stroke_width(thinned) < images._stroke_width(as_drawn_bold) - 0.5
-    assert images._stroke_width(thickened) > images._stroke_width(as_drawn_hairline) + 0.25
+    assert ink.stroke_width(thinned) < ink.stroke_width(as_drawn_bold) - 0.5
+    assert ink.stroke_width(thickened) > ink.stroke_width(as_drawn_hairline) + 0.25
 
 
 @pytest.mark.parametrize("format", ["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"])

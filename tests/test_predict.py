@@ -11,10 +11,10 @@ from PIL import Image
 import digitlab
 from digitlab.config import TrainingConfig
 from digitlab.data import datasets
+from digitlab.data.synthetic import digit_picture, find_fonts, write_handwritten, write_printed
 from digitlab.errors import ImageError, ModelError, RunFolderError
 from digitlab.inference import predict
 from digitlab.training.train import train
-from realistic_digits import digit_picture, find_fonts, write_handwritten, write_printed
 from test_cli import run_cli
 
 
@@ -104,7 +104,7 @@ def test_bad_models_give_one_clear_error(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         predict.load_classifier(tmp_path / "nowhere")
     (tmp_path / "fake.keras").write_text("not a model")
-    with pytest.raises(ModelError, match="not a loadable Keras model"):
+    with pytest.raises(ModelError, match="not a Keras model file"):
         predict.load_classifier(tmp_path / "fake.keras")
     (tmp_path / "empty-run").mkdir()
     with pytest.raises(ModelError, match="holds no model.keras"):
@@ -163,7 +163,7 @@ def test_cli_prints_one_line_per_image_and_exits_1_when_one_failed(monkeypatch, 
     code, out, err = run_cli(monkeypatch, capsys, "predict", str(image_folder), "--model", str(tiny_run))
     lines = out.strip().splitlines()
     assert code == 1 and len(lines) == 3
-    for line, name in zip(lines, ["a.png", "b.jpg", "c.png"]):
+    for line, name in zip(lines, ["a.png", "b.jpg", "c.png"], strict=True):
         match = LINE.match(line)
         assert match and match["path"].endswith(name), line
         ranked = match["ranked"].split(" | ")
@@ -176,7 +176,8 @@ def test_cli_json_and_top(monkeypatch, capsys, tiny_run, image_folder):
                            "--model", str(tiny_run), "--json")
     first, second = [json.loads(line) for line in out.strip().splitlines()]
     assert code == 1 and first["path"].endswith("a.png") and len(first["probabilities"]) == 10
-    assert first["digit"] == int(np.argmax(first["probabilities"])) and sum(first["probabilities"]) == pytest.approx(1, abs=1e-4)
+    assert first["digit"] == int(np.argmax(first["probabilities"]))
+    assert sum(first["probabilities"]) == pytest.approx(1, abs=1e-4)
     assert second["path"].endswith("d.png") and "not an image" in second["error"] and "digit" not in second
 
     code, out, _ = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"), "--model", str(tiny_run),
@@ -198,7 +199,7 @@ def test_cli_bad_model_is_one_clear_error_with_exit_2(monkeypatch, capsys, image
     (tmp_path / "model.keras").write_text("junk")
     code, out, err = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"), "--model",
                              str(tmp_path / "model.keras"))
-    assert code == 2 and out == "" and err.count("error:") == 1 and "not a loadable Keras model" in err
+    assert code == 2 and out == "" and err.count("error:") == 1 and "not a Keras model file" in err
 
 
 def test_cli_without_runs_says_how_to_train(monkeypatch, capsys, image_folder, tmp_path):
@@ -228,7 +229,7 @@ def test_cli_folder_without_images_is_a_bad_argument(monkeypatch, capsys, tmp_pa
 def tutorial_classifier(tmp_path_factory):
     """The tutorial's network trained on real MNIST (fetched through the default sources if missing)."""
     run = train(TrainingConfig(), run_dir=tmp_path_factory.mktemp("tutorial") / "run", verbose=0)
-    assert run.metrics["test_accuracy"] > 0.97
+    assert run.metrics.test_accuracy > 0.97
     return predict.load_classifier(run.run_dir)
 
 

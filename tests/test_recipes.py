@@ -47,7 +47,15 @@ def test_unknown_recipe_or_setting_is_a_clear_error():
 
 @pytest.mark.parametrize("changes", [{"architecture": "mlp", "conv_filters": (32,)},
                                      {"architecture": "cnn", "conv_filters": ()},
-                                     {"architecture": "cnn", "conv_filters": (8, 8, 8)},
+                                     {"architecture": "cnn", "conv_filters": (8, 8, 8, 8)},
+                                     {"architecture": "cnn", "conv_filters": (8, 8, 8), "kernel_size": 5},
+                                     {"architecture": "cnn", "conv_filters": (8,), "conv_padding": "full"},
+                                     {"architecture": "cnn", "conv_filters": (8,), "kernel_size": 0},
+                                     {"learning_rate_schedule": "sometimes"},
+                                     {"warmup_fraction": 1.0},
+                                     {"augment_rotation": -5.0},
+                                     {"augment_shift": 0.9},
+                                     {"batch_norm": "yes"},
                                      {"architecture": "rnn"}])
 def test_inconsistent_architectures_are_refused(changes):
     with pytest.raises(ConfigError):
@@ -61,8 +69,8 @@ def test_a_cnn_run_records_its_input_shape_and_evaluates(tiny_mnist, tmp_path):
     result = train(config, run_dir=tmp_path / "run", verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["input_shape"] == [28, 28, 1] and saved["training"]["architecture"] == "cnn"
-    assert result.metrics["fit_loop"] == "keras" and "convolutions" in result.metrics["fit_loop_fallback"]
-    assert evaluate_run(tmp_path / "run")["accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-6)
+    assert result.metrics.fit_loop == "fast" and result.metrics.fit_loop_fallback is None
+    assert evaluate_run(tmp_path / "run")["accuracy"] == pytest.approx(result.metrics.test_accuracy, abs=1e-6)
 
 
 def test_fast_loop_matches_model_fit_on_a_convnet():

@@ -1,4 +1,4 @@
-"""Reports: the HTML page and its PNGs for a real (tiny) run, the per-class scores, the plots' inputs."""
+"""Reports: the HTML page and its PNGs for a real (tiny) run, from its record and a fresh evaluation."""
 
 import base64
 import json
@@ -7,12 +7,8 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-
 from digitlab import runs
 from digitlab.analysis import report
-from digitlab.analysis.metrics import macro_average, mean_and_std, per_class_scores
 from digitlab.config import TrainingConfig
 from digitlab.training.train import train
 from test_cli import run_cli
@@ -112,34 +108,6 @@ def test_the_cli_writes_a_report_and_fails_cleanly_on_a_missing_run(monkeypatch,
     assert code == 2 and "metrics.json is missing" in err
 
 
-def test_per_class_scores_from_a_confusion_matrix():
-    # counts[true][predicted]: class 0 has 8 images, 6 right; class 1 has 4, 3 right; class 2 is never predicted.
-    confusion = [[6, 2, 0],
-                 [1, 3, 0],
-                 [1, 1, 0]]
-    scores = per_class_scores(confusion)
-    assert [score.support for score in scores] == [8, 4, 2]
-    assert scores[0].precision == pytest.approx(6 / 8) and scores[0].recall == pytest.approx(6 / 8)
-    assert scores[1].precision == pytest.approx(3 / 6) and scores[1].recall == pytest.approx(3 / 4)
-    assert scores[1].f1 == pytest.approx(2 * 0.5 * 0.75 / 1.25)
-    assert (scores[2].precision, scores[2].recall, scores[2].f1) == (0.0, 0.0, 0.0)
-    assert macro_average(scores)["recall"] == pytest.approx((0.75 + 0.75 + 0) / 3)
-    with pytest.raises(ValueError):
-        per_class_scores([[1, 2, 3]])
-
-
-def test_mean_and_sample_standard_deviation():
-    assert mean_and_std([1.0, 2.0, 3.0, 4.0]) == pytest.approx((2.5, np.std([1, 2, 3, 4], ddof=1)))
-    assert mean_and_std([0.97]) == (0.97, 0.0)
-
-
-def test_confident_mistakes_are_wrong_and_ordered_by_probability():
-    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.05, 0.95], [0.7, 0.3]])
-    labels = np.array([0, 0, 0, 0, 1])
-    assert report.confident_mistakes(probabilities, labels, 10).tolist() == [3, 1, 4, 2]
-    assert report.confident_mistakes(probabilities, labels, 2).tolist() == [3, 1]
-
-
 def test_history_is_read_back_as_written(tmp_path):
     history = {"loss": [0.5, 0.25], "accuracy": [0.8, 0.9], "val_loss": [0.6, 0.4], "val_accuracy": [0.7, 0.85]}
     runs.write_history(tmp_path / "history.csv", history)
@@ -147,17 +115,10 @@ def test_history_is_read_back_as_written(tmp_path):
     assert report.read_history(tmp_path / "missing.csv") == {}
 
 
-def test_plots_without_validation_or_images_still_render(tmp_path):
-    report.plot_learning_curves({"loss": [0.3], "accuracy": [0.9]}, {"test_accuracy": 0.88, "test_loss": 0.4},
-                                tmp_path / "curves.png")
-    report.plot_image_grid(np.zeros((0, 28, 28), np.uint8), [], tmp_path / "none.png", title="no mistakes")
-    report.plot_confusion_matrix(np.eye(10, dtype=int) * 5, [f"class {i}" for i in range(10)], tmp_path / "cm.png")
-    for name in ("curves.png", "none.png", "cm.png"):
-        assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
-
-
-def test_importing_the_report_module_or_the_cli_does_not_import_matplotlib():
-    script = ("import sys\nimport digitlab.cli, digitlab.analysis.report, digitlab.sweeps.runner, digitlab.analysis.compare\n"
+def test_importing_the_analysis_and_sweep_modules_or_the_cli_imports_neither_matplotlib_nor_keras():
+    modules = ("cli", "analysis.compare", "analysis.evaluate", "analysis.formatting", "analysis.metrics",
+               "analysis.plots", "analysis.report", "sweeps.plan", "sweeps.runner", "sweeps.studies", "sweeps.summary")
+    script = (f"import sys\nimport {', '.join(f'digitlab.{name}' for name in modules)}\n"
               "print('matplotlib' in sys.modules, 'keras' in sys.modules)")
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert completed.stdout.strip() == "False False", completed.stderr

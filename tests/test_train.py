@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from digitlab import runs
+from digitlab.backend import import_keras
 from digitlab.config import TrainingConfig
 from digitlab.errors import ConfigError, RunFolderError
 from digitlab.training.train import train
@@ -26,7 +27,7 @@ def test_a_run_folder_holds_config_history_metrics_and_model(tiny_mnist, tmp_pat
     assert "keras" in saved["versions"] and "numpy" in saved["versions"]
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics == result.metrics
+    assert metrics == result.metrics.to_dict() and runs.read_run(run_dir).metrics == result.metrics
     assert metrics["status"] == "finished" and metrics["epochs_completed"] == 2
     assert len(metrics["epoch_seconds"]) == 2 and metrics["fit_seconds"] > 0 and metrics["samples_per_second"] > 0
     # The fake digits are easy; a network that learned nothing would sit near 10%.
@@ -67,18 +68,18 @@ def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(tiny_mnist, 
     second = train(TINY, run_dir=tmp_path / "b", verbose=0)
     other = train(TrainingConfig(**{**TINY.to_dict(), "seed": 1}), run_dir=tmp_path / "c", verbose=0)
     assert first.history == second.history
-    assert first.metrics["test_loss"] == second.metrics["test_loss"]
+    assert first.metrics.test_loss == second.metrics.test_loss
     assert other.history["loss"] != first.history["loss"]
 
 
 def test_validation_split_adds_validation_figures(tiny_mnist, tmp_path):
     config = TrainingConfig(**{**TINY.to_dict(), "validation_split": 0.25, "epochs": 1})
     result = train(config, run_dir=tmp_path / "run", verbose=0)
-    assert "val_accuracy" in result.history and 0 <= result.metrics["val_accuracy"] <= 1
+    assert "val_accuracy" in result.history and 0 <= result.metrics.val_accuracy <= 1
 
 
 def test_ctrl_c_keeps_the_model_trained_so_far_and_marks_the_run_interrupted(tiny_mnist, tmp_path):
-    import keras
+    keras = import_keras()
 
     class PressCtrlC(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -87,7 +88,7 @@ def test_ctrl_c_keeps_the_model_trained_so_far_and_marks_the_run_interrupted(tin
 
     config = TrainingConfig(**{**TINY.to_dict(), "epochs": 4})
     result = train(config, run_dir=tmp_path / "run", verbose=0, callbacks=[PressCtrlC()])
-    assert result.interrupted and result.metrics["epochs_completed"] == 1
+    assert result.interrupted and result.metrics.epochs_completed == 1
     assert (tmp_path / "run" / "model.keras").is_file()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "interrupted"
     with pytest.raises(RunFolderError, match="no finished run"):

@@ -21,10 +21,10 @@ import pytest
 from PIL import Image
 
 from conftest import make_images
+from digitlab.data.synthetic import digit_picture
 from digitlab.inference import predict
 from digitlab.web import app as web_app
 from digitlab.web import server as web_server
-from realistic_digits import digit_picture
 from test_cli import run_cli
 
 
@@ -305,13 +305,17 @@ def test_openapi_describes_the_three_request_kinds(server):
     body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json", "image/png"} <= set(body)
     assert "PredictionAnswer" in json.dumps(schema) and server.get("/docs").status_code == 200
+    # The answers besides 200: each error status with the ErrorAnswer shape (more in test_web_reliability.py).
+    responses = schema["paths"]["/api/predict"]["post"]["responses"]
+    assert {"400", "408", "413", "422"} <= set(responses) and "ErrorAnswer" in json.dumps(responses["422"])
 
 
 # --- the command line -------------------------------------------------------------------------
 
 
 def test_digitlab_serve_prints_the_address_and_serves(tiny_run):
-    process = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(tiny_run), "--port", "0"],
+    process = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(tiny_run), "--port", "0",
+                                "--allowed-host", "digits.example", "--allowed-host", "other.example"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
@@ -324,6 +328,10 @@ def test_digitlab_serve_prints_the_address_and_serves(tiny_run):
             except httpx.TransportError:
                 time.sleep(0.05)
         assert response.json() == {"status": "ok", "model": tiny_run.name, "process": process.pid}
+        # --allowed-host: these names are answered besides this machine's; others are refused (DNS rebinding).
+        for host in ("digits.example", "other.example:8000", "localhost"):
+            assert httpx.get(f"{address.group()}/api/health", headers={"Host": host}).status_code == 200, host
+        assert_error(httpx.get(f"{address.group()}/api/health", headers={"Host": "evil.example"}), 400, "bad_host")
     finally:
         process.terminate()
         process.wait(30)

@@ -1,4 +1,4 @@
-"""Dynamic batching (web/batching.py) and the batched classification behind the API (web/app.py)."""
+"""Dynamic batching (web/batching.py) and the batched classification behind the API (web/classify.py)."""
 
 import asyncio
 import io
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digitlab.data.synthetic import digit_picture
 from digitlab.inference import predict
-from digitlab.web import app as web_app
+from digitlab.web import classify
 from digitlab.web import server as web_server
 from digitlab.web.batching import Batcher
-from realistic_digits import digit_picture
 
 
 def png(image: Image.Image) -> io.BytesIO:
@@ -134,30 +134,30 @@ def classifier(tiny_run):
 def test_a_mixed_batch_gives_each_request_what_it_would_get_alone(classifier):
     pixels = (np.asarray(digit_picture(3).convert("L").resize((28, 28))) < 128).astype(int) * 255
     payloads = [
-        (web_app.IMAGE, png(digit_picture(7))),
-        (web_app.IMAGE, png(Image.new("L", (64, 64), 255))),  # blank: no ink
-        (web_app.IMAGE, io.BytesIO(b"not an image")),
-        (web_app.JSON, b'{"pixels": ['),
-        (web_app.JSON, json.dumps({"pixels": pixels.tolist()}).encode()),
-        (web_app.JSON, json.dumps({"pixels": [[300] * 28] * 28}).encode()),
-        (web_app.IMAGE, png(digit_picture(1))),
+        (classify.IMAGE, png(digit_picture(7))),
+        (classify.IMAGE, png(Image.new("L", (64, 64), 255))),  # blank: no ink
+        (classify.IMAGE, io.BytesIO(b"not an image")),
+        (classify.JSON, b'{"pixels": ['),
+        (classify.JSON, json.dumps({"pixels": pixels.tolist()}).encode()),
+        (classify.JSON, json.dumps({"pixels": [[300] * 28] * 28}).encode()),
+        (classify.IMAGE, png(digit_picture(1))),
     ]
-    batched = web_app._classify_batch(classifier, payloads)
+    batched = classify.classify_batch(classifier, payloads)
     assert len(batched) == len(payloads)
     expected_codes = [None, "no_ink", "bad_image", "bad_json", None, "bad_pixels", None]
-    for (kind, data), outcome, code in zip(payloads, batched, expected_codes):
+    for (kind, data), outcome, code in zip(payloads, batched, expected_codes, strict=True):
         if hasattr(data, "seek"):
             data.seek(0)
         if code is None:
-            alone = json.loads(web_app._classify_one(classifier, kind, data))
+            alone = json.loads(classify.classify_one(classifier, kind, data))
             answer = json.loads(outcome)
             assert answer["digit"] == alone["digit"] and answer["label"] == alone["label"]
             np.testing.assert_allclose(answer["probabilities"], alone["probabilities"], atol=1e-5)
             assert answer["preprocessed"] == alone["preprocessed"]  # prepared exactly as alone
         else:
-            assert isinstance(outcome, web_app.RequestError) and outcome.code == code, outcome
-            with pytest.raises(web_app.RequestError) as raised:
-                web_app._classify_one(classifier, kind, data)
+            assert isinstance(outcome, classify.RequestError) and outcome.code == code, outcome
+            with pytest.raises(classify.RequestError) as raised:
+                classify.classify_one(classifier, kind, data)
             assert raised.value.code == code and raised.value.status == outcome.status
 
 

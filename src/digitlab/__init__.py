@@ -9,25 +9,36 @@ from digitlab.errors import (
     BackendError,
     ChecksumError,
     ConfigError,
+    DataFolderError,
     DataUnavailableError,
     DigitlabError,
+    FailureError,
     IdxFormatError,
+    ImageError,
+    ModelError,
     RunFolderError,
+    StorageError,
     UnknownDatasetError,
 )
 
 __version__ = "0.1.0"
 
+# Every error type (tests/test_layout.py checks that none is missing), the config, and the classifier.
 __all__ = [
     "BackendError",
     "ChecksumError",
     "ConfigError",
+    "DataFolderError",
     "DataUnavailableError",
     "DigitlabError",
+    "FailureError",
     "IdxFormatError",
+    "ImageError",
+    "ModelError",
     "RunFolderError",
-    "TrainingConfig",
+    "StorageError",
     "UnknownDatasetError",
+    "TrainingConfig",
     "__version__",
     "load_classifier",
 ]

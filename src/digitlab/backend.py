@@ -7,7 +7,6 @@ here), honours a `KERAS_BACKEND` the user set, and lets `--backend` override bot
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
 import importlib.util
 import os
 import sys
@@ -54,9 +53,6 @@ def select_backend(requested: str | None = None) -> str:
 def import_keras(requested: str | None = None) -> ModuleType:
     """Select the backend, then import and return `keras`."""
     select_backend(requested)
-    if "keras" not in sys.modules:
-        with _matplotlib_deferred():
-            import keras
     import keras
 
     return keras
@@ -84,53 +80,9 @@ _BACKGROUND_LOCK = threading.Lock()
 
 
 def _import_quietly(backend: str) -> None:
-    try:
+    # A failure here is raised again, in context, when the main thread calls import_keras.
+    with contextlib.suppress(Exception):
         import_keras(backend)
-    except Exception:  # noqa: BLE001  (import_keras in the main thread raises it again, in context)
-        pass
-
-
-@contextlib.contextmanager
-def _matplotlib_deferred():
-    """Keep Keras from importing matplotlib while Keras itself is imported; it loads at first use.
-
-    Keras imports `matplotlib.pyplot` at import time for one plotting helper
-    (`keras.visualization.plot_image_gallery`): about 0.2 s of the 1.4 s Keras import here, and
-    training needs no plots. While Keras is imported, `import matplotlib` fails in this thread only
-    (Keras then records pyplot as missing); afterwards the helper gets a stand-in that imports
-    pyplot when it is first used, so it works as before. Elsewhere matplotlib is untouched.
-    """
-    if "matplotlib" in sys.modules or importlib.util.find_spec("matplotlib") is None:
-        yield
-        return
-    finder = _RefuseMatplotlib(threading.get_ident())
-    sys.meta_path.insert(0, finder)
-    try:
-        yield
-    finally:
-        sys.meta_path.remove(finder)
-    gallery = sys.modules.get("keras.src.visualization.plot_image_gallery")
-    if gallery is not None and getattr(gallery, "plt", "absent") is None:
-        gallery.plt = _PyplotOnFirstUse()
-
-
-class _RefuseMatplotlib(importlib.abc.MetaPathFinder):
-    def __init__(self, thread: int) -> None:
-        self.thread = thread
-
-    def find_spec(self, name, path=None, target=None):
-        if threading.get_ident() == self.thread and name.partition(".")[0] == "matplotlib":
-            raise ImportError(f"{name} is loaded at first use (digitlab.backend)")
-        return None
-
-
-class _PyplotOnFirstUse:
-    """Stands in for `matplotlib.pyplot`: imports it on first attribute access."""
-
-    def __getattr__(self, name: str):
-        import matplotlib.pyplot
-
-        return getattr(matplotlib.pyplot, name)
 
 
 def enable_compilation_cache(directory: str | os.PathLike) -> bool:

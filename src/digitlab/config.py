@@ -6,12 +6,17 @@ import dataclasses
 import math
 from typing import Any
 
+from digitlab.data.catalog import DATASET_NAMES  # the one table of data sets; imports nothing heavy
 from digitlab.errors import ConfigError, UnknownDatasetError
 
-DATASET_NAMES = ("mnist", "fashion-mnist")
 ARCHITECTURES = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "silu", "leaky_relu")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
+PADDINGS = ("valid", "same")
+LEARNING_RATE_SCHEDULES = ("constant", "one-cycle")
+# Images per batch when evaluating or predicting a whole set: bigger batches are faster and give the
+# same loss and accuracy (training, evaluation and the report all use it).
+EVALUATION_BATCH_SIZE = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,8 +27,8 @@ class TrainingConfig:
     recipe: str = "tutorial"
     # Data set to train on: "mnist" (the tutorial's) or "fashion-mnist".
     dataset: str = "mnist"
-    # "mlp": flattened 784-pixel input, Dense layers (the tutorial). "cnn": 28x28x1 input, then
-    # Conv2D 3x3 relu + MaxPool 2 per entry of conv_filters, Flatten, Dropout, Dense layers.
+    # "mlp": flattened 784-pixel input, Dense layers (the tutorial). "cnn": 28x28x1 input, then per
+    # entry of conv_filters a block of Conv2D layers and a 2x2 MaxPool, Flatten, Dropout, Dense layers.
     architecture: str = "mlp"
     # Filters of each convolution block ("cnn" only). keras-io's simple convnet: (32, 64).
     conv_filters: tuple[int, ...] = ()
@@ -47,6 +52,28 @@ class TrainingConfig:
     seed: int = 0
     # Train on only the first N training images (0: all 60,000), for quick experiments and tests.
     max_train_images: int = 0
+    # --- convnets ("cnn" only; the defaults are keras-io's simple convnet) ---
+    # Side of each Conv2D kernel: 3 (3x3) or 5 (5x5), say.
+    kernel_size: int = 3
+    # "valid" (each convolution shrinks the image by kernel_size - 1) or "same" (keeps its size).
+    conv_padding: str = "valid"
+    # Conv2D layers in each block, before its 2x2 max-pooling.
+    convs_per_block: int = 1
+    # BatchNormalization after each Conv2D (which then has no bias), before its activation.
+    batch_norm: bool = False
+    # --- schedule and augmentation (any architecture) ---
+    # "constant": learning_rate throughout (the tutorial). "one-cycle": a linear warm-up from
+    # learning_rate / 10 to learning_rate over warmup_fraction of the steps, then cosine decay to 0.
+    learning_rate_schedule: str = "constant"
+    # Share of all training steps spent warming up ("one-cycle" only).
+    warmup_fraction: float = 0.2
+    # Random changes to each training image, drawn anew every epoch inside the compiled training
+    # step (Keras's RandomTranslation, RandomRotation and RandomZoom layers; inactive when predicting):
+    # shifts up to this fraction of the image's side, rotations up to this many degrees either way,
+    # zoom in or out by up to this fraction. 0: none (the tutorial).
+    augment_shift: float = 0.0
+    augment_rotation: float = 0.0
+    augment_zoom: float = 0.0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_NAMES:
@@ -74,9 +101,8 @@ class TrainingConfig:
                 f"conv_filters must be positive whole numbers for the cnn architecture and empty for mlp, "
                 f"got {self.conv_filters!r} with architecture {self.architecture!r}; pass e.g. --conv-filters 32,64"
             )
-        if len(filters) > 2:
-            raise ConfigError(f"at most 2 convolution blocks fit a 28x28 image (each halves it), got {len(filters)}")
         object.__setattr__(self, "conv_filters", filters)
+        self._check_convnet()
         if not isinstance(self.recipe, str) or not self.recipe:
             raise ConfigError(f"recipe must be a name, got {self.recipe!r}")
         if self.activation not in ACTIVATIONS:
@@ -89,11 +115,47 @@ class TrainingConfig:
             raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
         if not _is_number(self.validation_split) or not 0.0 <= self.validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1), got {self.validation_split!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            # NumPy's and Keras's generators take seeds below 2**32.
+            raise ConfigError(f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}")
         if isinstance(self.max_train_images, bool) or not isinstance(self.max_train_images, int) \
                 or self.max_train_images < 0:
             raise ConfigError(f"max_train_images must be a whole number >= 0 (0: all), got {self.max_train_images!r}")
+
+    def _check_convnet(self) -> None:
+        """The convnet settings, the schedule and the augmentation."""
+        for name in ("kernel_size", "convs_per_block"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if self.conv_padding not in PADDINGS:
+            raise ConfigError(f"unknown conv_padding {self.conv_padding!r}; choose one of: {', '.join(PADDINGS)}")
+        if not isinstance(self.batch_norm, bool):
+            raise ConfigError(f"batch_norm must be true or false, got {self.batch_norm!r}")
+        side = 28
+        for _ in self.conv_filters:
+            if self.conv_padding == "valid":
+                side -= self.convs_per_block * (self.kernel_size - 1)
+            side //= 2
+            if side < 1:
+                raise ConfigError(f"{len(self.conv_filters)} convolution blocks of {self.convs_per_block} "
+                                  f"{self.kernel_size}x{self.kernel_size} {self.conv_padding} convolutions do not fit "
+                                  "a 28x28 image (each block also halves it); use fewer blocks, smaller kernels "
+                                  "or conv_padding same")
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise ConfigError(f"unknown learning_rate_schedule {self.learning_rate_schedule!r}; "
+                              f"choose one of: {', '.join(LEARNING_RATE_SCHEDULES)}")
+        if not _is_number(self.warmup_fraction) or not 0.0 <= self.warmup_fraction < 1.0:
+            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        for name, upper in (("augment_shift", 0.5), ("augment_rotation", 180.0), ("augment_zoom", 0.9)):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 <= value <= upper:
+                raise ConfigError(f"{name} must be a number from 0 to {upper}, got {value!r}")
+
+    @property
+    def augments(self) -> bool:
+        """Whether training images are randomly shifted, rotated or zoomed."""
+        return bool(self.augment_shift or self.augment_rotation or self.augment_zoom)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -1,8 +1,27 @@
-"""Typed errors. Each message says what went wrong and what to do next."""
+"""Typed errors. Each message says what went wrong and what to do next.
+
+Each class says whose problem it is through `exit_status`, which the command line exits with:
+2 for the user's input (arguments, settings, files or folders they gave: fix it and run again),
+1 for a failure the user did not cause (the network, a source that is down, a download whose
+checksum does not match, a full disk). Every error digitlab raises is a class of this module.
+"""
+
+# The command line's exit statuses.
+EXIT_FAILED = 1  # something outside the user's input failed (network, source, disk) or a run diverged
+EXIT_BAD_INPUT = 2  # bad arguments, settings or files: fix the input and run again
 
 
 class DigitlabError(Exception):
     """Base class of every error digitlab raises on purpose."""
+
+    # What `digitlab` exits with when this error ends a command (see the module's docstring).
+    exit_status = EXIT_BAD_INPUT
+
+
+class FailureError(DigitlabError):
+    """Something the user did not cause failed: the network, a source, the disk. Exit status 1."""
+
+    exit_status = EXIT_FAILED
 
 
 class ConfigError(DigitlabError, ValueError):
@@ -17,11 +36,11 @@ class IdxFormatError(DigitlabError):
     """An IDX file is malformed: bad magic number, dimensions or size."""
 
 
-class ChecksumError(DigitlabError):
+class ChecksumError(FailureError):
     """A file's SHA-256 differs from the one in the data set's table."""
 
 
-class DataUnavailableError(DigitlabError):
+class DataUnavailableError(FailureError):
     """No source could provide verified files for a data set."""
 
 
@@ -39,3 +58,16 @@ class ImageError(DigitlabError, ValueError):
 
 class ModelError(DigitlabError):
     """A model file is not a loadable digitlab/Keras model, or its input or output does not fit."""
+
+
+class DataFolderError(ConfigError):
+    """A data folder the user named ($DIGITLAB_DATA, --from) is a file, lies under one, is missing, or lacks files."""
+
+
+class StorageError(FailureError):
+    """A file or folder could not be written or read: a full disk, a read-only file system, access refused."""
+
+
+# Every error class above (digitlab re-exports them all).
+__all__ = sorted(name for name, value in dict(globals()).items()
+                 if isinstance(value, type) and issubclass(value, Exception))

@@ -2,22 +2,26 @@
 
 A run folder holds `config.json` (written first), then `history.csv`, `model.keras` and, last,
 `metrics.json`, whose `status` is "finished" or "interrupted". A folder without `metrics.json`
-is a run that never finished.
+is a run that never finished. The two JSON files are typed by `record.RunConfig` and
+`record.RunMetrics`; `read_run` is the one way every command reads them back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
+import errno
 import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from digitlab.config import TrainingConfig
-from digitlab.errors import RunFolderError
+from digitlab.errors import ModelError, RunFolderError, StorageError
+from digitlab.record import Run, RunConfig, RunMetrics
 
 DEFAULT_RUNS_ROOT = "runs"
 CONFIG_FILE = "config.json"
@@ -27,23 +31,61 @@ MODEL_FILE = "model.keras"
 
 
 def check_run_dir_free(path: str | Path) -> None:
-    """Raise unless `path` does not exist or is an empty folder (a run is never overwritten)."""
+    """Raise unless `path` is an empty folder, or does not exist and lies under folders (never over a run).
+
+    Raises:
+        RunFolderError: `path` is a file, a folder that is not empty or cannot be listed, or lies
+            under a file. (A folder that cannot be created says so when `create_run_dir` tries.)
+    """
     path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise RunFolderError(f"run folder {path} already exists and is not empty; "
-                             "choose another --run-dir or leave it out to get a new timestamped folder")
+    if path.is_dir():
+        try:
+            taken = any(path.iterdir())
+        except OSError as err:
+            raise RunFolderError(f"run folder {path} cannot be listed ({err.strerror or err}); "
+                                 "choose another --run-dir") from err
+        if taken:
+            raise RunFolderError(f"run folder {path} already exists and is not empty; "
+                                 "choose another --run-dir or leave it out to get a new timestamped folder")
+        return
+    if path.exists() or path.is_symlink():
+        raise RunFolderError(f"run folder {path} is a file, not a folder; give --run-dir a folder that does not "
+                             "exist yet or is empty (the file is left as it is)")
+    for parent in path.parents:
+        if parent.is_dir():
+            return
+        if parent.exists() or parent.is_symlink():
+            raise RunFolderError(f"cannot create run folder {path}: {parent} is a file, not a folder; "
+                                 "give --run-dir a path under a folder")
 
 
 def create_run_dir(run_dir: str | Path | None, short_name: str, runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
     """Create the run folder: `run_dir` if given (must be new or empty), else runs/<timestamp>-<name>."""
+    def cannot_create(folder: Path, err: OSError) -> RunFolderError | StorageError:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # the machine's problem, not the path's (exit 1)
+            return StorageError(f"cannot create run folder {folder}: {err.strerror}; free some space, then run "
+                                "the command again")
+        # ENOENT although the parents exist: a file system that takes no new folders, such as /proc.
+        reason = ("that file system does not allow new folders" if err.errno == errno.ENOENT
+                  else "a file is in the way" if err.errno in (errno.EEXIST, errno.ENOTDIR)
+                  else err.strerror or str(err))
+        return RunFolderError(f"cannot create run folder {folder}: {reason}; choose a --run-dir in a folder "
+                              "you can write to")
+
     if run_dir is not None:
         path = Path(run_dir)
         check_run_dir_free(path)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise cannot_create(path, err) from err
         return path
     root = Path(runs_root)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise cannot_create(root, err) from err
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")  # UTC, like every time recorded
     for attempt in range(1, 1000):
         suffix = "" if attempt == 1 else f"-{attempt}"
         path = root / f"{stamp}-{short_name}{suffix}"
@@ -52,19 +94,42 @@ def create_run_dir(run_dir: str | Path | None, short_name: str, runs_root: str |
             return path
         except FileExistsError:
             continue
+        except OSError as err:
+            raise cannot_create(path, err) from err
     raise RunFolderError(f"could not create a new run folder under {root}")
 
 
+def remove_failed_run(path: Path) -> None:
+    """Remove what a run that failed wrote into `path`: the folder itself when it is left empty."""
+    for name in (METRICS_FILE, MODEL_FILE, HISTORY_FILE, CONFIG_FILE):
+        (path / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.rmdir()  # only if nothing else is in it
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+
+    Raises:
+        StorageError: the disk is full, or the folder cannot be written; nothing is left behind.
+    """
+    def failure(err: OSError) -> StorageError:
+        return StorageError(f"cannot write {path}: {err.strerror or err}; free some space or make "
+                            f"{path.parent} writable, then run the command again")
+
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as err:
+        raise failure(err) from err
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.chmod(temporary, 0o644)  # mkstemp makes files private; run files are ordinary files
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise failure(err) from err
         raise
 
 
@@ -85,36 +150,84 @@ def write_history(path: Path, history: dict[str, list[float]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: str | Path) -> dict[str, Any]:
+    """The JSON object in `path`: the one reader of every JSON file digitlab writes.
+
+    Raises:
+        RunFolderError: the file is missing, unreadable, not JSON, or not a JSON object.
+    """
+    path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        values = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise RunFolderError(f"{path} is missing: {path.parent} is not a complete digitlab run") from err
-    except (OSError, json.JSONDecodeError) as err:
-        raise RunFolderError(f"{path} cannot be read as JSON: {err}") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFolderError(f"{path} cannot be read as JSON ({err}); restore it from a copy of the run "
+                             "or train the run again") from err
+    if not isinstance(values, dict):
+        raise RunFolderError(f"{path} is not a digitlab run file (expected a JSON object, got {type(values).__name__})")
+    return values
 
 
-def read_run_config(run_dir: str | Path) -> tuple[TrainingConfig, dict[str, Any]]:
-    """The run's TrainingConfig and the whole `config.json` (backend, versions, data checksums)."""
+def read_run(run_dir: str | Path) -> Run:
+    """The run in `run_dir`: its config.json and, when it got that far, its metrics.json.
+
+    Run folders written before the record had a version (digitlab 0.1.0) load too.
+
+    Raises:
+        RunFolderError: the folder does not exist, or a file in it is not a digitlab run file.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunFolderError(f"run folder {run_dir} does not exist; list your runs with `ls runs/`")
-    saved = read_json(run_dir / CONFIG_FILE)
-    return TrainingConfig.from_dict(saved["training"]), saved
+    config = RunConfig.from_dict(read_json(run_dir / CONFIG_FILE), source=run_dir / CONFIG_FILE)
+    metrics_path = run_dir / METRICS_FILE
+    metrics = RunMetrics.from_dict(read_json(metrics_path), source=metrics_path) if metrics_path.is_file() else None
+    return Run(run_dir, config, metrics)
 
 
-def load_model(run_dir: str | Path, backend: str | None = None):
-    """Load a run's `model.keras` in Keras's safe mode (no arbitrary code)."""
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The run's config.json as a RunConfig (see `read_run` for the errors)."""
+    return read_run(run_dir).config
+
+
+def load_model(path: str | Path, backend: str | None = None):
+    """Load a run's model (a run folder or a `.keras` file) in Keras's safe mode: no arbitrary code runs.
+
+    Raises:
+        ModelError: there is no model there, or the file is not a loadable Keras 3 model.
+    """
     from digitlab.backend import import_keras
 
-    path = Path(run_dir) / MODEL_FILE
-    if not path.is_file():
-        raise RunFolderError(f"{path} is missing: the run in {run_dir} never saved a model; train it again")
+    path = Path(path)
+    model_path = path / MODEL_FILE if path.is_dir() else path
+    if path.is_dir() and not model_path.is_file():
+        raise ModelError(f"{path} holds no {MODEL_FILE}: it is not a finished digitlab run; "
+                         "give a run folder written by `digitlab train` or a .keras file")
+    if not model_path.exists():
+        raise ModelError(f"model {path} does not exist; give a run folder (see `ls runs/`) or a .keras file")
+    if model_path.suffix == ".keras" and not zipfile.is_zipfile(model_path):
+        # Keras itself calls such a file "not found"; say what it is.
+        size = model_path.stat().st_size
+        raise ModelError(f"{model_path} is not a Keras model file: a .keras file is a zip archive, and this one "
+                         f"({size:,} bytes) is {'empty' if size == 0 else 'truncated or another kind of file'}; "
+                         "train the run again or restore the file from a copy")
     keras = import_keras(backend)
     try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as err:  # Keras raises many kinds for a bad file
-        raise RunFolderError(f"{path} is not a loadable Keras model: {err}") from err
+        return keras.saving.load_model(model_path, safe_mode=True)
+    except Exception as err:  # Keras raises many kinds for a file that is not a model
+        raise ModelError(f"{model_path} is not a loadable Keras model ({_first_sentence(err)}); give a run folder "
+                         "written by `digitlab train` or a .keras file saved by Keras 3") from err
+
+
+def _first_sentence(err: BaseException) -> str:
+    # Keras's messages can run to a paragraph; the first sentence says what is wrong.
+    return (str(err).strip() or type(err).__name__).splitlines()[0].split(". ")[0][:300]
+
+
+def utc_now() -> str:
+    """The time now in UTC, as ISO 8601 to the second (every time digitlab records is UTC)."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def latest_finished_run(runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
@@ -123,11 +236,11 @@ def latest_finished_run(runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
     finished = []
     for metrics_path in root.glob(f"*/{METRICS_FILE}"):
         try:
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            metrics = RunMetrics.from_dict(read_json(metrics_path), source=metrics_path)
+        except RunFolderError:
             continue
-        if metrics.get("status") == "finished" and (metrics_path.parent / MODEL_FILE).is_file():
-            finished.append((metrics.get("finished_at", ""), metrics_path.parent))
+        if metrics.status == "finished" and (metrics_path.parent / MODEL_FILE).is_file():
+            finished.append((metrics.finished_at, metrics_path.parent))
     if not finished:
         raise RunFolderError(f"no finished run under {root}/; train one with `digitlab train`")
     return max(finished)[1]

@@ -1,7 +1,7 @@
 """Runs side by side: which settings differ and how the metrics compare, as plain data, Markdown or JSON.
 
-Settings are read from each run's config.json as saved, whatever fields it has (a run from an older
-or newer digitlab compares as well), so nothing here needs to know the list of training settings.
+Runs are read through the run record (`runs.read_run`), so a run from an older digitlab compares as
+well: settings it lacks show their defaults. Nothing here needs to know the list of training settings.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import runs
+from digitlab.analysis.formatting import format_value
 from digitlab.errors import RunFolderError
+from digitlab.record import Run
 
-# Settings recorded in config.json beside the training settings that change what a run computes.
-RUN_SETTINGS = ("backend", "input_shape")
 # Metrics shown, in order, with how to print them.
 METRICS = (
     ("status", "status", "text"),
@@ -55,44 +55,30 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> Comparison:
     """Read runs' config.json and metrics.json and line them up. A run without metrics.json is "unfinished"."""
     if not run_dirs:
         raise RunFolderError("name at least one run folder to compare, e.g. `digitlab compare runs/*`")
-    configs, metrics_per_run = [], []
-    for run_dir in map(Path, run_dirs):
-        if not run_dir.is_dir():
-            raise RunFolderError(f"run folder {run_dir} does not exist; list your runs with `ls runs/`")
-        saved = runs.read_json(run_dir / runs.CONFIG_FILE)
-        settings = dict(saved.get("training", {}))
-        settings.update({name: saved.get(name) for name in RUN_SETTINGS})
-        configs.append(settings)
-        metrics_path = run_dir / runs.METRICS_FILE
-        metrics_per_run.append(runs.read_json(metrics_path) if metrics_path.is_file() else {"status": "unfinished"})
-
+    read = [runs.read_run(run_dir) for run_dir in run_dirs]
+    configs = [_settings(run) for run in read]
     setting_names: list[str] = []
     for settings in configs:
         setting_names += [name for name in settings if name not in setting_names]
     settings_table = {name: [settings.get(name) for settings in configs] for name in setting_names}
     differing = [name for name, values in settings_table.items() if any(value != values[0] for value in values)]
-    metrics_table = {name: [metrics.get(name) for metrics in metrics_per_run] for name, _, _ in METRICS
-                     if any(name in metrics for metrics in metrics_per_run)}
+    metrics_table = {name: [_metric(run, name) for run in read] for name, _, _ in METRICS}
+    # A metric no run has (the validation figures, without a validation split) is no row.
+    metrics_table = {name: values for name, values in metrics_table.items() if any(v is not None for v in values)}
     folder_names = [Path(run_dir).resolve().name for run_dir in run_dirs]
     names = folder_names if len(set(folder_names)) == len(folder_names) else [str(run_dir) for run_dir in run_dirs]
     return Comparison(names, [str(run_dir) for run_dir in run_dirs], settings_table, differing, metrics_table)
 
 
-def format_value(value: Any, kind: str = "text") -> str:
-    """A setting or metric as a person reads it: 97.88%, 0.0641, 6.1, 49,000, 512,512."""
-    if value is None:
-        return "-"
-    if isinstance(value, (list, tuple)):
-        return ",".join(format_value(item) for item in value)
-    if kind == "percent" and isinstance(value, (int, float)):
-        return f"{value:.2%}"
-    if kind == "loss" and isinstance(value, (int, float)):
-        return f"{value:.4f}"
-    if kind == "seconds" and isinstance(value, (int, float)):
-        return f"{value:.1f}"
-    if kind == "rate" and isinstance(value, (int, float)):
-        return f"{value:,.0f}"
-    return str(value)
+def _settings(run: Run) -> dict[str, Any]:
+    """The training settings, then the run settings beside them that change what a run computes."""
+    return {**run.config.training.to_dict(), "backend": run.config.backend, "input_shape": list(run.config.input_shape)}
+
+
+def _metric(run: Run, name: str) -> Any:
+    if run.metrics is None:
+        return "unfinished" if name == "status" else None
+    return getattr(run.metrics, name)
 
 
 def rows(comparison: Comparison, all_settings: bool = False) -> list[tuple[str, list[str]]]:

@@ -1,19 +1,20 @@
-"""Test-set metrics as plain data: loss, accuracy, per-class accuracy, confusion matrix. No plots."""
+"""Test-set metrics as plain data: loss, accuracy, per-class accuracy, confusion matrix, mistakes. No plots."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from digitlab import runs
+from digitlab.config import EVALUATION_BATCH_SIZE
 from digitlab.data import arrays, datasets
 
 # Keras clips probabilities to [epsilon, 1 - epsilon] in categorical cross-entropy; so do we.
 KERAS_EPSILON = 1e-7
-EVALUATION_BATCH_SIZE = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,8 @@ def summarize(probabilities: np.ndarray, true_labels: np.ndarray) -> Evaluation:
     probabilities = np.asarray(probabilities, dtype=np.float64)
     true_labels = np.asarray(true_labels).astype(np.int64)
     if probabilities.ndim != 2 or len(probabilities) != len(true_labels) or len(true_labels) == 0:
-        raise ValueError(f"need probabilities (N, classes) and labels (N,) with N > 0, got {probabilities.shape} and {true_labels.shape}")
+        raise ValueError(f"need probabilities (N, classes) and labels (N,) with N > 0, "
+                         f"got {probabilities.shape} and {true_labels.shape}")
     num_classes = probabilities.shape[1]
     picked = np.clip(probabilities[np.arange(len(true_labels)), true_labels], KERAS_EPSILON, 1 - KERAS_EPSILON)
     predicted = probabilities.argmax(axis=1)
@@ -65,24 +67,46 @@ def summarize(probabilities: np.ndarray, true_labels: np.ndarray) -> Evaluation:
     )
 
 
+def confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` wrong predictions made with the highest probability, most confident first."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probabilities[wrong, predicted[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:count]]
+
+
+def predict_probabilities(model, images: np.ndarray, input_shape: Sequence[int] | None = None) -> np.ndarray:
+    """A model's class probabilities (N, classes) for uint8 images (N, 28, 28).
+
+    Args:
+        input_shape: one image as the model takes it, e.g. (784,) or (28, 28, 1); default the model's own.
+
+    Raises:
+        ConfigError: the images cannot be shaped as `input_shape`.
+    """
+    input_shape = tuple(int(size) for size in (input_shape or model.input_shape[1:]))
+    inputs = arrays.prepare_images(images, input_shape)  # (N, *input_shape) float32 in [0, 1]
+    return np.asarray(model.predict(inputs, batch_size=EVALUATION_BATCH_SIZE, verbose=0))
+
+
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
     """Run a model on uint8 images (N, 28, 28) and summarise against integer labels (N,)."""
-    inputs = arrays.prepare_images(images, tuple(model.input_shape[1:]))
-    probabilities = model.predict(inputs, batch_size=EVALUATION_BATCH_SIZE, verbose=0)
-    return summarize(probabilities, labels)
+    return summarize(predict_probabilities(model, images), labels)
 
 
-def evaluate_run(run_dir: str | Path, backend: str | None = None, data_root: str | Path | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, backend: str | None = None,
+                 data_root: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a saved run on its data set's test images.
 
     Returns:
         {"run_dir", "dataset", "class_names", "backend", **Evaluation fields}.
     """
-    config, saved = runs.read_run_config(run_dir)
+    run_config = runs.read_run_config(run_dir)
     model = runs.load_model(run_dir, backend=backend)
-    _, (test_images, test_labels) = datasets.load(config.dataset, root=data_root)
+    dataset = run_config.training.dataset
+    _, (test_images, test_labels) = datasets.load(dataset, root=data_root)
     evaluation = evaluate_model(model, test_images, test_labels)
     import keras
 
-    return {"run_dir": str(run_dir), "dataset": config.dataset, "backend": keras.backend.backend(),
-            "class_names": saved.get("class_names", [str(label) for label in range(10)]), **evaluation.to_dict()}
+    return {"run_dir": str(run_dir), "dataset": dataset, "backend": keras.backend.backend(),
+            "class_names": list(run_config.class_names), **evaluation.to_dict()}

@@ -1,27 +1,38 @@
 """The data sets: their files and checksums, the cache, fetching, verifying and loading.
 
-Like torchvision's `datasets/mnist.py`: a table of files and SHA-256 checksums; check the cache,
-then fetch, then verify. Checksums are of the decompressed IDX bytes, because gzip wrappers differ
-between mirrors while the content does not. The cache holds raw IDX files, one folder per data set.
+Like torchvision's `datasets/mnist.py`: a table of files and SHA-256 checksums (catalog.py); check
+the cache, then fetch, then verify. Checksums are of the decompressed IDX bytes, because gzip
+wrappers differ between mirrors while the content does not. The cache holds raw IDX files, one
+folder per data set. A folder the user named that cannot serve raises `DataFolderError` (their input);
+a disk that cannot be written raises `StorageError` (the machine's failure).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from digitlab.config import DATASET_NAMES
-from digitlab.errors import DataUnavailableError, IdxFormatError, UnknownDatasetError
+from digitlab.data.catalog import (
+    DATASETS,
+    FILE_NAMES,
+    KERAS_MNIST_NPZ,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    DatasetSpec,
+)
+from digitlab.data.files import SCRATCH_PREFIX, cache_write_error, os_error_reason, sha256_file
 from digitlab.data.idx import read_idx
 from digitlab.data.sources import (
-    CHUNK_BYTES,
     FolderSource,
     HttpMirrorSource,
     KerasNpzSource,
@@ -30,68 +41,17 @@ from digitlab.data.sources import (
     Source,
     SourceFailed,
 )
+from digitlab.errors import DataFolderError, DataUnavailableError, IdxFormatError, StorageError, UnknownDatasetError
 
-TRAIN_IMAGES = "train-images-idx3-ubyte"
-TRAIN_LABELS = "train-labels-idx1-ubyte"
-TEST_IMAGES = "t10k-images-idx3-ubyte"
-TEST_LABELS = "t10k-labels-idx1-ubyte"
-FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+# The table of data sets (names, files, checksums, mirrors) lives in catalog.py; DATASETS, DatasetSpec
+# and the file names are imported from there and used through this module by callers and tests.
 
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """What a data set is made of and where it can come from."""
-
-    # Name used on the command line and as the cache folder's name.
-    name: str
-    # IDX file name -> SHA-256 of its decompressed bytes.
-    checksums: dict[str, str]
-    # Base URLs of public mirrors holding `<file>.gz`, tried in order.
-    mirrors: tuple[str, ...]
-    # Human-readable name of each class, index = label.
-    class_names: tuple[str, ...]
-    # Folder a Debian package installs the gzipped files into, and that package's name.
-    debian_folder: str | None = None
-    debian_package: str | None = None
+# Called with one line a person should read: a corrupt cached file was removed and is fetched again.
+NoticeCallback = Callable[[str], None]
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(
-        name="mnist",
-        checksums={
-            TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-            TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-            TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-            TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-        },
-        mirrors=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow Datasets
-        ),
-        class_names=tuple(str(digit) for digit in range(10)),
-    ),
-    "fashion-mnist": DatasetSpec(
-        name="fashion-mnist",
-        checksums={
-            TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-            TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-            TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-            TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-        },
-        mirrors=(
-            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",  # Keras
-            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # torchvision, TFDS
-        ),
-        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        debian_folder="/usr/share/datasets/fashion-mnist",
-        debian_package="dataset-fashion-mnist",
-    ),
-}
-KERAS_MNIST_NPZ = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
-
-if tuple(DATASETS) != DATASET_NAMES:  # pragma: no cover - guards an edit that updates one list only
-    raise RuntimeError("datasets.DATASETS and config.DATASET_NAMES must name the same data sets")
+class CacheRepairedWarning(UserWarning):
+    """A cached file failed its checksum and was removed to be fetched again (issued when no `notice` is given)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,38 +98,32 @@ def data_root() -> Path:
 
 
 def dataset_dir(name: str, root: str | Path | None = None) -> Path:
-    """The cache folder of one data set (not created)."""
-    return Path(root or data_root()) / get_spec(name).name
+    """The cache folder of one data set (not created).
 
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    Raises:
+        DataFolderError: the cache root, a folder above it or the data set's folder is a file
+            (say $DIGITLAB_DATA names a file): bad input, fixed by pointing it at a folder.
+    """
+    directory = Path(root or data_root()) / get_spec(name).name
+    _check_can_be_folder(directory, _describe_root(root))
+    return directory
 
 
 def verify(name: str, root: str | Path | None = None) -> list[FileStatus]:
     """Check every cached file of a data set against its checksum; changes nothing."""
-    spec, directory = get_spec(name), dataset_dir(name, root)
-    statuses = []
-    for file_name, expected in spec.checksums.items():
-        path = directory / file_name
-        actual = sha256_file(path) if path.is_file() else None
-        state = "missing" if actual is None else ("ok" if actual == expected else "corrupt")
-        statuses.append(FileStatus(file_name, state, expected, actual))
-    return statuses
+    return _verify_directory(get_spec(name), dataset_dir(name, root))
 
 
 def default_sources(name: str, from_dir: str | Path | None = None) -> list[Source]:
-    """Sources tried after the cache, in order: a user's folder, mirrors, then local packages."""
+    """Sources tried after the cache, in order: a user's folder, mirrors, then local packages.
+
+    Raises:
+        DataFolderError: `from_dir` (or $DIGITLAB_DATA_FROM) does not exist or is not a folder.
+    """
     spec = get_spec(name)
     sources: list[Source] = []
-    from_dir = from_dir or os.environ.get("DIGITLAB_DATA_FROM")
-    if from_dir:
-        sources.append(FolderSource(from_dir))
+    if from_dir or os.environ.get("DIGITLAB_DATA_FROM"):
+        sources.append(FolderSource(_user_source_folder(from_dir), given_by_user=True))
     sources.extend(HttpMirrorSource(url) for url in spec.mirrors)
     if spec.name == "mnist":
         sources.append(KerasNpzSource(KERAS_MNIST_NPZ))
@@ -180,64 +134,70 @@ def default_sources(name: str, from_dir: str | Path | None = None) -> list[Sourc
 
 
 def fetch(name: str, root: str | Path | None = None, from_dir: str | Path | None = None,
-          sources: Sequence[Source] | None = None, progress: ProgressCallback | None = None) -> FetchResult:
+          sources: Sequence[Source] | None = None, progress: ProgressCallback | None = None,
+          notice: NoticeCallback | None = None) -> FetchResult:
     """Make sure the four verified IDX files of a data set are in the cache.
 
     Checks the cache first (a corrupt file is removed and fetched again), then tries each source
     in turn. Files are written to a scratch folder beside the cache, verified, then renamed into
     place, so an interrupted fetch leaves the cache valid or empty, never half-written.
 
+    Args:
+        sources: the sources to try, in order; default `default_sources(name, from_dir)`, built
+            only when a file is missing.
+        progress: called while files are copied, downloaded or converted.
+        notice: called with one line for each corrupt cached file that was removed to be fetched
+            again; without it a `CacheRepairedWarning` is issued instead.
+
     Raises:
+        DataFolderError: the cache root or the `from_dir` folder is not a folder, or files are still
+            missing after the `from_dir` folder was tried (the user's input; the message lists why).
+        StorageError: the cache cannot be written: a read-only file system, a full disk, no permission.
         DataUnavailableError: no source gave verified files; the message lists every attempt.
     """
     spec = get_spec(name)
     directory = dataset_dir(name, root)
-    directory.mkdir(parents=True, exist_ok=True)
-    _remove_stale_scratch(directory)
-
     origins: dict[str, str] = {}
-    repaired = []
-    for status in verify(name, root):
-        if status.state == "ok":
-            origins[status.name] = "cache"
-        elif status.state == "corrupt":
-            (directory / status.name).unlink()
-            repaired.append(status.name)
-
-    failures: list[tuple[str, str]] = []
+    repaired: list[str] = []
+    if directory.is_dir():
+        _remove_stale_scratch(directory)
+        origins, repaired = _check_cache(spec, directory, notice)
     missing = [file_name for file_name in spec.checksums if file_name not in origins]
-    for source in (default_sources(name, from_dir) if sources is None else sources):
-        if not missing:
-            break
-        with tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as scratch:
-            try:
-                provided = source.provide(missing, Path(scratch), progress)
-            except SourceFailed as err:
-                failures.append((source.description, str(err)))
-                continue
-            for file_name, path in provided.items():
-                actual = sha256_file(path)
-                if actual != spec.checksums[file_name]:
-                    failures.append((source.description, _mismatch_reason(path, actual, spec.checksums[file_name])))
-                    continue
-                os.replace(path, directory / file_name)
-                origins[file_name] = source.description
-        missing = [file_name for file_name in spec.checksums if file_name not in origins]
+    if not missing:
+        return FetchResult(directory, origins, tuple(repaired), ())
 
-    if missing:
-        raise DataUnavailableError(_unavailable_message(spec, directory, missing, failures))
+    sources = default_sources(name, from_dir) if sources is None else sources  # checks the user's folder
+    created = _make_folders(directory)
+    failures: list[tuple[str, str]] = []
+    try:
+        for source in sources:
+            origins.update(_fetch_from(source, spec, directory, missing, progress, failures))
+            missing = [file_name for file_name in spec.checksums if file_name not in origins]
+            if not missing:
+                break
+        if missing:
+            message = _unavailable_message(spec, directory, missing, failures)
+            if any(getattr(source, "given_by_user", False) for source in sources):
+                raise DataFolderError(message)  # the user's folder lacks or spoils these files: theirs to fix
+            raise DataUnavailableError(message)
+    except BaseException:
+        _remove_empty_folders(created)  # a failed first fetch leaves no empty cache folders behind
+        raise
     return FetchResult(directory, origins, tuple(repaired), tuple(failures))
 
 
 def load(name: str = "mnist", root: str | Path | None = None, from_dir: str | Path | None = None,
-         progress: ProgressCallback | None = None) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+         progress: ProgressCallback | None = None, notice: NoticeCallback | None = None,
+         ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load a data set like `keras.datasets.mnist.load_data()`, fetching and verifying it first.
+
+    `progress` and `notice` are passed to `fetch` (a repaired cached file is told through `notice`).
 
     Returns:
         ((train_images, train_labels), (test_images, test_labels)): uint8 arrays of shapes
         (60000, 28, 28), (60000,), (10000, 28, 28), (10000,).
     """
-    directory = fetch(name, root=root, from_dir=from_dir, progress=progress).directory
+    directory = fetch(name, root=root, from_dir=from_dir, progress=progress, notice=notice).directory
     return load_directory(directory)
 
 
@@ -248,11 +208,14 @@ def load_directory(directory: str | Path) -> tuple[tuple[np.ndarray, np.ndarray]
     for images_name, labels_name in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
         images, labels = arrays[images_name], arrays[labels_name]
         if images.ndim != 3 or images.dtype != np.uint8:
-            raise IdxFormatError(f"{directory / images_name}: expected uint8 images (N, rows, columns), got {images.dtype} {images.shape}")
+            raise IdxFormatError(f"{directory / images_name}: expected uint8 images (N, rows, columns), "
+                                 f"got {images.dtype} {images.shape}")
         if labels.ndim != 1 or labels.dtype != np.uint8:
-            raise IdxFormatError(f"{directory / labels_name}: expected uint8 labels (N,), got {labels.dtype} {labels.shape}")
+            raise IdxFormatError(f"{directory / labels_name}: expected uint8 labels (N,), "
+                                 f"got {labels.dtype} {labels.shape}")
         if len(images) != len(labels):
-            raise IdxFormatError(f"{directory}: {len(images)} images in {images_name} but {len(labels)} labels in {labels_name}")
+            raise IdxFormatError(f"{directory}: {len(images)} images in {images_name} but {len(labels)} labels "
+                                 f"in {labels_name}")
     return ((arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS]), (arrays[TEST_IMAGES], arrays[TEST_LABELS]))
 
 
@@ -260,8 +223,9 @@ def describe(name: str, root: str | Path | None = None) -> dict:
     """Shapes, dtypes, value ranges and class counts of a cached data set (as the tutorial prints)."""
     spec = get_spec(name)
     directory = dataset_dir(name, root)
-    if any(status.state != "ok" for status in verify(name, root)):
-        raise DataUnavailableError(f"{name} is not fully cached and verified in {directory}; run `digitlab data fetch {name}`")
+    if any(status.state != "ok" for status in _verify_directory(spec, directory)):
+        raise DataUnavailableError(f"{name} is not fully cached and verified in {directory}; "
+                                   f"run `digitlab data fetch {name}`")
     (train_images, train_labels), (test_images, test_labels) = load_directory(directory)
     splits = {}
     for split, images, labels in (("train", train_images, train_labels), ("test", test_images, test_labels)):
@@ -289,8 +253,143 @@ def _mismatch_reason(path: Path, actual: str, expected: str) -> str:
 
 def _remove_stale_scratch(directory: Path) -> None:
     # Scratch folders left by a fetch that was killed; their files were never in the cache proper.
-    for stale in directory.glob(".partial-*"):
+    for stale in directory.glob(f"{SCRATCH_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _make_folders(directory: Path) -> list[Path]:
+    """Create `directory` and its missing parents; return the folders created, deepest first."""
+    created = []
+    for folder in (directory, *directory.parents):
+        if folder.exists():
+            break
+        created.append(folder)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _remove_empty_folders(created)
+        raise cache_write_error(err, directory, "create the data cache folder") from err
+    return created
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()  # only when empty: files already verified into the cache stay
+        except OSError:
+            return
+
+
+def _verify_directory(spec: DatasetSpec, directory: Path) -> list[FileStatus]:
+    statuses = []
+    for file_name, expected in spec.checksums.items():
+        path = directory / file_name
+        try:
+            actual = sha256_file(path) if path.is_file() else None
+        except OSError as err:
+            raise StorageError(f"cannot read the cached file {path}: {os_error_reason(err)}; check its permissions, "
+                               "or set DIGITLAB_DATA to another folder, then run the command again") from err
+        state = "missing" if actual is None else ("ok" if actual == expected else "corrupt")
+        statuses.append(FileStatus(file_name, state, expected, actual))
+    return statuses
+
+
+def _check_cache(spec: DatasetSpec, directory: Path,
+                 notice: NoticeCallback | None) -> tuple[dict[str, str], list[str]]:
+    """Verified cached files (name -> "cache"), and the corrupt ones removed to be fetched again."""
+    origins: dict[str, str] = {}
+    repaired = []
+    for status in _verify_directory(spec, directory):
+        if status.state == "ok":
+            origins[status.name] = "cache"
+        elif status.state == "corrupt":
+            path = directory / status.name
+            try:
+                path.unlink()
+            except OSError as err:
+                raise cache_write_error(err, path, "remove the corrupt cached file") from err
+            repaired.append(status.name)
+            message = (f"cached {status.name} failed its checksum (SHA-256 {status.actual_sha256}, expected "
+                       f"{status.expected_sha256}); it was removed and is fetched again")
+            if notice is None:
+                warnings.warn(message, CacheRepairedWarning, stacklevel=3)
+            else:
+                notice(message)
+    return origins, repaired
+
+
+def _fetch_from(source: Source, spec: DatasetSpec, directory: Path, missing: list[str],
+                progress: ProgressCallback | None, failures: list[tuple[str, str]]) -> dict[str, str]:
+    """Move the verified files `source` gives into the cache; note in `failures` what went wrong.
+
+    Returns:
+        file name -> the source's description, for each file now in the cache.
+    """
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=directory))
+    except OSError as err:
+        raise cache_write_error(err, directory, "create a scratch folder in") from err
+    try:
+        try:
+            provided = source.provide(missing, scratch, progress)
+        except SourceFailed as err:
+            failures.append((source.description, str(err)))
+            return {}
+        except OSError as err:  # a source's own failure it did not name; a full disk is the machine's
+            if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise cache_write_error(err, err.filename or scratch) from err
+            failures.append((source.description, f"{os_error_reason(err)} ({err})"))
+            return {}
+        origins = {}
+        for file_name, path in provided.items():
+            actual = sha256_file(path)
+            if actual != spec.checksums[file_name]:
+                failures.append((source.description, _mismatch_reason(path, actual, spec.checksums[file_name])))
+                continue
+            try:
+                os.replace(path, directory / file_name)
+            except OSError as err:
+                raise cache_write_error(err, directory / file_name) from err
+            origins[file_name] = source.description
+        return origins
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _describe_root(root: str | Path | None) -> str:
+    """Where the cache root came from, for messages: the argument, a variable, or the default."""
+    if root:
+        return f"the data folder {root}"
+    for variable in ("DIGITLAB_DATA", "XDG_CACHE_HOME"):
+        if os.environ.get(variable):
+            return f"${variable} ({os.environ[variable]})"
+    return f"the default data cache {data_root()}"
+
+
+def _check_can_be_folder(directory: Path, described: str) -> None:
+    # The nearest part of the path that exists must be a folder, or the cache can never be made there.
+    for folder in (directory, *directory.parents):
+        try:
+            if folder.is_dir():
+                return
+            blocked = folder.exists() or folder.is_symlink()
+            kind = "a file, not a folder" if folder.is_file() else "not a folder"
+        except OSError:
+            return  # cannot even look (permissions): creating the folder will say why
+        if blocked:
+            raise DataFolderError(f"{described} cannot hold the data cache: {folder} is {kind}; set DIGITLAB_DATA "
+                                  "to a folder (it is created if missing), then run the command again")
+
+
+def _user_source_folder(from_dir: str | Path | None) -> Path:
+    """The folder the user named to fetch from (`from_dir`, else $DIGITLAB_DATA_FROM), checked."""
+    given = "the --from folder" if from_dir else "$DIGITLAB_DATA_FROM"
+    folder = Path(from_dir or os.environ["DIGITLAB_DATA_FROM"]).expanduser()
+    if not folder.is_dir():
+        kind = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DataFolderError(f"{given} {folder} {kind}; give the folder that holds the four IDX files "
+                              "(raw or .gz), then run the command again")
+    return folder
 
 
 def _unavailable_message(spec: DatasetSpec, directory: Path, missing: list[str],

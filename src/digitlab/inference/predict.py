@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 import os
 import threading
@@ -31,6 +30,7 @@ from digitlab.inference.images import (
     prepare_image,
     prepare_image_batch,
 )
+from digitlab.record import RunConfig, RunMetrics
 
 # Batches are padded up to a power of two (at least this), so that JAX compiles a handful of
 # shapes instead of one per batch size.
@@ -98,7 +98,7 @@ class Classifier:
     """A trained model ready to classify images. Safe to use from several threads at once."""
 
     def __init__(self, model, class_names: Sequence[str] | None = None, source: str | Path | None = None,
-                 saved_config: dict[str, Any] | None = None, saved_metrics: dict[str, Any] | None = None) -> None:
+                 run_config: RunConfig | None = None, run_metrics: RunMetrics | None = None) -> None:
         """Wrap a loaded Keras model; see `load_classifier` to load one from a run folder or file.
 
         Raises:
@@ -107,8 +107,8 @@ class Classifier:
         """
         self.model = model
         self.source = str(source) if source is not None else getattr(model, "name", "model")
-        self.saved_config = saved_config or {}
-        self.saved_metrics = saved_metrics or {}  # the run's metrics.json, when it was found
+        self.run_config = run_config  # the run's config.json, when it was found
+        self.run_metrics = run_metrics  # the run's metrics.json, when it was found
         self.input_shape = _image_input_shape(model, self.source)  # e.g. (784,) or (28, 28, 1)
         classes = _class_count(model, self.source)
         names = list(class_names) if class_names else [str(label) for label in range(classes)]
@@ -127,9 +127,9 @@ class Classifier:
         name = source.stem if source.suffix == ".keras" and source.stem != "model" else (
             source.parent.name if source.suffix == ".keras" else source.name)
         return {"name": name or self.source, "source": self.source,
-                "backend": self.saved_config.get("backend"),
-                "training": self.saved_config.get("training", {}),
-                "metrics": self.saved_metrics,
+                "backend": self.run_config.backend if self.run_config else None,
+                "training": self.run_config.training.to_dict() if self.run_config else {},
+                "metrics": self.run_metrics.to_dict() if self.run_metrics else {},
                 "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
 
     def prepare(self, image) -> np.ndarray:
@@ -188,7 +188,7 @@ class Classifier:
             good = [index for index, (image, _) in enumerate(outcomes) if image is not None]
             probabilities = self.probabilities(np.stack([outcomes[index][0] for index in good])) if good else None
             row_of = {index: row for row, index in enumerate(good)}
-            for index, (path, (image, error)) in enumerate(zip(batch, outcomes)):
+            for index, (path, (image, error)) in enumerate(zip(batch, outcomes, strict=True)):
                 if image is None:
                     yield FileResult(path, error=error)
                     continue
@@ -264,36 +264,18 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None,
         backend: Keras backend ("jax", "tensorflow", "torch"); default $KERAS_BACKEND, else jax.
 
     Raises:
-        RunFolderError: no path given and no finished run under `runs_root`.
+        RunFolderError: no path given and no finished run under `runs_root`, or its run files are broken.
         ModelError: the path does not exist or is not a Keras model that takes 28x28 images.
     """
-    from digitlab.backend import import_keras
-
     if path is None:
         path = runs.latest_finished_run(runs_root)
     path = Path(path)
-    if path.is_dir():
-        model_path, config_path = path / runs.MODEL_FILE, path / runs.CONFIG_FILE
-        if not model_path.is_file():
-            raise ModelError(f"{path} holds no {runs.MODEL_FILE}: it is not a finished digitlab run; "
-                             "give a run folder written by `digitlab train` or a .keras file")
-    elif path.is_file():
-        model_path, config_path = path, path.parent / runs.CONFIG_FILE
-    else:
-        raise ModelError(f"model {path} does not exist; give a run folder (see `ls runs/`) or a .keras file")
-    saved_config = _read_config(config_path) if config_path.is_file() else {}
-    metrics_path = config_path.parent / runs.METRICS_FILE
-    saved_metrics = _read_config(metrics_path) if config_path.is_file() and metrics_path.is_file() else {}
-    keras = import_keras(backend)
-    try:
-        model = keras.saving.load_model(model_path, safe_mode=True)
-    except Exception as err:  # Keras raises many kinds for a file that is not a model
-        # Keras's messages can run to a paragraph; the first sentence says what is wrong.
-        detail = (str(err).strip() or type(err).__name__).splitlines()[0].split(". ")[0][:300]
-        raise ModelError(f"{model_path} is not a loadable Keras model ({detail}); give a run folder written by "
-                         "`digitlab train` or a .keras file saved by Keras 3") from err
-    return Classifier(model, saved_config.get("class_names"), source=path, saved_config=saved_config,
-                      saved_metrics=saved_metrics)
+    model = runs.load_model(path, backend=backend)
+    run_dir = path if path.is_dir() else path.parent  # a .keras file: its run's files, if beside it
+    run = runs.read_run(run_dir) if (run_dir / runs.CONFIG_FILE).is_file() else None
+    run_config, run_metrics = (run.config, run.metrics) if run else (None, None)
+    class_names = run_config.class_names if run_config else None
+    return Classifier(model, class_names, source=path, run_config=run_config, run_metrics=run_metrics)
 
 
 def image_files(inputs: Iterable[str | Path]) -> list[Path]:
@@ -330,7 +312,7 @@ def available_cores() -> int:
 def _prepare_files(paths: Sequence[Path]) -> list[tuple[np.ndarray | None, str | None]]:
     """Runs in worker processes too: never raises, so one bad file cannot stop the others."""
     outcomes = []
-    for path, outcome in zip(paths, prepare_image_batch(paths)):
+    for path, outcome in zip(paths, prepare_image_batch(paths), strict=True):
         if not isinstance(outcome, BaseException):
             outcomes.append((outcome, None))
         elif isinstance(outcome, DigitlabError):
@@ -358,16 +340,6 @@ def _unique_name(path: Path, taken: set[str]) -> str:
         name = f"{path.stem}-{counter}.png"
     taken.add(name)
     return name
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ModelError(f"{path} cannot be read as JSON ({err}); remove it or restore it from the run") from err
-    if not isinstance(values, dict):
-        raise ModelError(f"{path} is not a digitlab run config (expected a JSON object)")
-    return values
 
 
 def _image_input_shape(model, source: str) -> tuple[int, ...]:

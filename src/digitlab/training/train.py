@@ -6,10 +6,11 @@ Pipeline order: prepare data, build, compile, fit, evaluate on the test set, sav
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
+import math
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ from digitlab.backend import (
     select_backend,
     versions,
 )
-from digitlab.config import TrainingConfig
+from digitlab.config import EVALUATION_BATCH_SIZE, TrainingConfig
 from digitlab.data import arrays, datasets
 from digitlab.data.sources import ProgressCallback
 from digitlab.errors import ConfigError
+from digitlab.record import RunConfig, RunMetrics
 from digitlab.training import distributed, fastfit
 from digitlab.training.distributed import DistributionSettings
-from digitlab.training.models import build_model
+from digitlab.training.models import build_model, parameter_count, training_bytes
 
 # Batches run per compiled call on backends that support it. It changes no arithmetic (the same
 # updates in the same order) but saves Python overhead per batch: measured 7.8 s -> 5.6 s of `fit`
@@ -37,8 +39,6 @@ from digitlab.training.models import build_model
 STEPS_PER_EXECUTION = {"jax": 16, "tensorflow": 16, "torch": 1}
 # "fast": the JAX-native loop of fastfit.py where it applies (else model.fit); "keras": model.fit.
 FIT_LOOPS = ("fast", "keras")
-# Evaluation batch: big batches are faster and give the same loss and accuracy.
-EVALUATION_BATCH_SIZE = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +47,41 @@ class TrainingResult:
 
     # The run folder everything was saved into (None on processes other than 0 of a distributed run).
     run_dir: Path | None
-    # The contents of metrics.json.
-    metrics: dict[str, Any]
+    # What metrics.json holds.
+    metrics: RunMetrics
     # Per-epoch Keras history (loss, accuracy, val_loss, ...), as saved in history.csv.
     history: dict[str, list[float]]
 
     @property
     def interrupted(self) -> bool:
-        return self.metrics["status"] == "interrupted"
+        return self.metrics.status == "interrupted"
+
+    @property
+    def diverged(self) -> bool:
+        return self.metrics.status == "diverged"
+
+
+@dataclasses.dataclass(frozen=True)
+class _PreparedData:
+    """The tutorial's arrays, ready for the network, and how long they took."""
+
+    training_inputs: np.ndarray  # (N, 784) float32 in [0, 1], or (N, 28, 28, 1) for convnets
+    training_targets: np.ndarray  # (N, 10) one-hot float32
+    test_inputs: np.ndarray
+    test_targets: np.ndarray
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _FitOutcome:
+    """What the training loop did."""
+
+    recorder: Any  # the _EpochRecorder callback: history and epoch times
+    loop: str  # "fast" or "keras"
+    fallback_reason: str
+    interrupted: bool
+    compile_seconds: float | None
+    seconds: float
 
 
 def train(config: TrainingConfig | None = None, run_dir: str | Path | None = None,
@@ -62,7 +89,8 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
           data_root: str | Path | None = None, from_dir: str | Path | None = None,
           verbose: int = 1, callbacks: Sequence[Any] = (),
           progress: ProgressCallback | None = None, fit_loop: str = "fast",
-          distribution: DistributionSettings | None = None) -> TrainingResult:
+          distribution: DistributionSettings | None = None,
+          notice: Callable[[str], None] | None = None) -> TrainingResult:
     """Train `config` (the tutorial's recipe by default) and save the run.
 
     Args:
@@ -78,38 +106,20 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
             "keras" always runs `model.fit`. Both compute the same updates.
         distribution: data-parallel training over all devices and processes (see
             distributed.py); only process 0 writes the run folder, the others return run_dir None.
+        notice: called with a sentence for what the user should know, such as a corrupt cached
+            data file that was fetched again (see `datasets.load`).
 
     Ctrl-C during `fit` stops training, keeps the model trained so far, evaluates it and marks
-    the run "interrupted".
+    the run "interrupted". A loss that stops being finite stops training at once and marks the run
+    "diverged" (no model is saved: its weights are not numbers).
     """
     config = config or TrainingConfig()
-    if fit_loop not in FIT_LOOPS:
-        raise ConfigError(f"unknown fit loop {fit_loop!r}; choose one of: {', '.join(FIT_LOOPS)}")
     distribution = distribution or DistributionSettings()
-    if config.batch_size % distribution.num_processes:
-        raise ConfigError(f"the global batch size {config.batch_size} must divide evenly over "
-                          f"{distribution.num_processes} processes")
-    # Fail on a taken run folder before any slow work, and write nothing.
-    if run_dir is not None and distribution.writes_run:
-        runs.check_run_dir_free(run_dir)
+    _check_request(config, fit_loop, distribution, run_dir)
     backend_name = select_backend(backend)
     # Importing Keras and JAX takes about a second; do it while the data is read and prepared.
     importer = import_keras_in_background(backend_name)
-
-    # --- prepare data -----------------------------------------------------------------------
-    started = time.perf_counter()
-    (train_images, train_labels), (test_images, test_labels) = datasets.load(
-        config.dataset, root=data_root, from_dir=from_dir, progress=progress)
-    if config.max_train_images:
-        train_images, train_labels = train_images[:config.max_train_images], train_labels[:config.max_train_images]
-    # Several processes: each trains on its own share; Keras assembles the global batches.
-    train_images, train_labels = distributed.shard(train_images, distribution), distributed.shard(train_labels, distribution)
-    test_images, test_labels = distributed.shard(test_images, distribution), distributed.shard(test_labels, distribution)
-    training_inputs = arrays.prepare_images(train_images, config.input_shape)  # (60000, 784) float32 in [0, 1]
-    training_targets = arrays.one_hot(train_labels)  # (60000, 10) float32
-    test_inputs = arrays.prepare_images(test_images, config.input_shape)  # (10000, 784) or (10000, 28, 28, 1)
-    test_targets = arrays.one_hot(test_labels)  # (10000, 10)
-    data_seconds = time.perf_counter() - started
+    data = _prepare_data(config, distribution, data_root, from_dir, progress, notice)
 
     started = time.perf_counter()
     importer.join()
@@ -120,108 +130,213 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     import_seconds = time.perf_counter() - started
     if distribution.strategy:
         distributed.setup(distribution)
+
+    run_path = None
+    if distribution.writes_run:
+        run_path = runs.create_run_dir(run_dir, config.short_name(), runs_root)
+    try:
+        if run_path:
+            run_config = _run_config(config, backend_name, data, keras, distribution)
+            runs.write_json(run_path / runs.CONFIG_FILE, run_config.to_dict())
+        return _train_and_save(keras, config, backend_name, data, distribution, run_path, fit_loop,
+                               callbacks, verbose, import_seconds)
+    except BaseException:
+        if run_path:
+            runs.remove_failed_run(run_path)  # a run that crashed leaves nothing half-written
+        raise
+
+
+def _check_request(config: TrainingConfig, fit_loop: str, distribution: DistributionSettings,
+                   run_dir: str | Path | None) -> None:
+    """Refuse what cannot work before any slow work, and write nothing."""
+    if fit_loop not in FIT_LOOPS:
+        raise ConfigError(f"unknown fit loop {fit_loop!r}; choose one of: {', '.join(FIT_LOOPS)}")
+    if config.batch_size % distribution.num_processes:
+        raise ConfigError(f"the global batch size {config.batch_size} must divide evenly over "
+                          f"{distribution.num_processes} processes")
+    _check_memory(config)
+    if run_dir is not None and distribution.writes_run:
+        runs.check_run_dir_free(run_dir)
+
+
+def _check_memory(config: TrainingConfig) -> None:
+    """Refuse a network whose weights alone would not fit in this machine's memory."""
+    needed = training_bytes(config)
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not every system can say
+        return
+    if needed > available:
+        raise ConfigError(f"the network has {parameter_count(config):,} weights: training it needs about "
+                          f"{needed / 2**30:,.1f} GiB for weights, gradients and optimizer state, more than this "
+                          f"machine's {available / 2**30:,.1f} GiB; use fewer or smaller --hidden-units")
+
+
+def _prepare_data(config: TrainingConfig, distribution: DistributionSettings, data_root, from_dir,
+                  progress, notice) -> _PreparedData:
+    """Load the data set, keep this process's share, and apply the tutorial's array steps."""
+    started = time.perf_counter()
+    (train_images, train_labels), (test_images, test_labels) = datasets.load(
+        config.dataset, root=data_root, from_dir=from_dir, progress=progress, notice=notice)
+    if config.max_train_images:
+        train_images, train_labels = train_images[:config.max_train_images], train_labels[:config.max_train_images]
+    _check_split(config, len(train_images))
+    # Several processes: each trains on its own share; Keras assembles the global batches.
+    train_images, train_labels = distributed.shard(train_images, distribution), distributed.shard(train_labels, distribution)
+    test_images, test_labels = distributed.shard(test_images, distribution), distributed.shard(test_labels, distribution)
+    return _PreparedData(
+        training_inputs=arrays.prepare_images(train_images, config.input_shape),  # (60000, 784) float32 in [0, 1]
+        training_targets=arrays.one_hot(train_labels),  # (60000, 10) float32
+        test_inputs=arrays.prepare_images(test_images, config.input_shape),  # (10000, 784) or (10000, 28, 28, 1)
+        test_targets=arrays.one_hot(test_labels),  # (10000, 10)
+        seconds=time.perf_counter() - started)
+
+
+def _check_split(config: TrainingConfig, image_count: int) -> None:
+    """Both parts of a validation split must hold images (as Keras splits: the last fraction)."""
+    training_count = int(image_count * (1.0 - config.validation_split))
+    if training_count < 1:
+        raise ConfigError(f"--validation-split {config.validation_split} leaves no training images out of "
+                          f"{image_count}; use a smaller split or more images")
+    if config.validation_split and training_count >= image_count:
+        raise ConfigError(f"--validation-split {config.validation_split} leaves no validation images out of "
+                          f"{image_count}; use a larger split, more images, or no split")
+
+
+def _run_config(config: TrainingConfig, backend_name: str, data: _PreparedData, keras,
+                distribution: DistributionSettings) -> RunConfig:
+    spec = datasets.get_spec(config.dataset)
+    return RunConfig(training=config, backend=backend_name, input_shape=tuple(data.training_inputs.shape[1:]),
+                     class_names=tuple(spec.class_names),
+                     data={"dataset": config.dataset, "checksums": spec.checksums},
+                     versions=versions(backend_name), devices=tuple(_devices(keras)),
+                     distribution={"strategy": distribution.strategy, "num_processes": distribution.num_processes,
+                                   "global_batch_size": config.batch_size},
+                     created_at=runs.utc_now())
+
+
+def _train_and_save(keras, config: TrainingConfig, backend_name: str, data: _PreparedData,
+                    distribution: DistributionSettings, run_path: Path | None, fit_loop: str,
+                    callbacks: Sequence[Any], verbose: int, import_seconds: float) -> TrainingResult:
+    """Build, compile, fit, evaluate on the test images, save: the pipeline after the data."""
     # What a data-parallel fit and evaluate need (see distributed.callbacks); none otherwise.
     distribution_callbacks = distributed.callbacks() if distribution.strategy else []
-
-    run_path = runs.create_run_dir(run_dir, config.short_name(), runs_root) if distribution.writes_run else None
-    if run_path:
-        runs.write_json(run_path / runs.CONFIG_FILE, {
-            "training": config.to_dict(),
-            "backend": backend_name,
-            "input_shape": list(training_inputs.shape[1:]),
-            "class_names": list(datasets.get_spec(config.dataset).class_names),
-            "data": {"dataset": config.dataset, "checksums": datasets.get_spec(config.dataset).checksums},
-            "versions": versions(backend_name),
-            "devices": _devices(keras),
-            "distribution": {"strategy": distribution.strategy, "num_processes": distribution.num_processes,
-                             "global_batch_size": config.batch_size},
-            "created_at": _now(),
-        })
-    # Each process feeds its share of every global batch.
-    batch_size = config.batch_size // distribution.num_processes
-
-    # --- build and compile --------------------------------------------------------------------
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, backend=backend_name)
-    _compile(keras, model, config, backend_name)
+    # Each process feeds its share of every global batch.
+    batch_size = config.batch_size // distribution.num_processes
+    steps_per_epoch = math.ceil(int(len(data.training_inputs) * (1 - config.validation_split)) / batch_size)
+    _compile(keras, model, config, backend_name, steps_per_epoch)
 
-    # --- train ------------------------------------------------------------------------------
+    outcome = _fit(keras, model, config, data, batch_size, fit_loop, [*callbacks], distribution_callbacks, verbose)
+    diverged = outcome.recorder.diverged
+
+    started = time.perf_counter()
+    test = None if diverged else model.evaluate(data.test_inputs, data.test_targets, batch_size=EVALUATION_BATCH_SIZE,
+                                                verbose=0, return_dict=True, callbacks=distribution_callbacks)
+    evaluate_seconds = time.perf_counter() - started
+
+    if distribution.strategy:
+        # Saving a replicated model may gather its weights with collectives that only this process
+        # would join; save a local copy instead (every process makes one, to stay in step).
+        model = distributed.local_copy(model, lambda: _compile(keras, build_model(config), config, backend_name,
+                                                                              steps_per_epoch))
+    training_samples = int(len(data.training_inputs) * (1 - config.validation_split)) * distribution.num_processes
+    metrics = _run_metrics(outcome, test, training_samples, backend_name, model,
+                           {"data_seconds": data.seconds, "import_seconds": import_seconds,
+                            "evaluate_seconds": evaluate_seconds})
+    if run_path:
+        runs.write_history(run_path / runs.HISTORY_FILE, outcome.recorder.history)
+        if not diverged:
+            model.save(run_path / runs.MODEL_FILE)
+        runs.write_json(run_path / runs.METRICS_FILE, metrics.to_dict())  # last: its presence marks a complete run
+    return TrainingResult(run_path, metrics, outcome.recorder.history)
+
+
+def _fit(keras, model, config: TrainingConfig, data: _PreparedData, batch_size: int, fit_loop: str,
+         callbacks: list, distribution_callbacks: list, verbose: int) -> _FitOutcome:
+    """Run the training loop: the fast loop where it applies, else model.fit. Ctrl-C stops it cleanly."""
     recorder = _EpochRecorder(keras)
     loop, fallback_reason = _choose_fit_loop(fit_loop, model)
-    interrupted = False
-    compile_seconds = None
+    interrupted, compile_seconds = False, None
     started = time.perf_counter()
     try:
         if loop == "fast":
-            compile_seconds = fastfit.fit(model, training_inputs, training_targets, epochs=config.epochs,
+            compile_seconds = fastfit.fit(model, data.training_inputs, data.training_targets, epochs=config.epochs,
                                           batch_size=batch_size, validation_split=config.validation_split,
                                           callbacks=[recorder, *callbacks], verbose=verbose).compile_seconds
         else:
-            model.fit(training_inputs, training_targets, epochs=config.epochs, batch_size=batch_size,
+            model.fit(data.training_inputs, data.training_targets, epochs=config.epochs, batch_size=batch_size,
                       validation_split=config.validation_split, shuffle=True, verbose=verbose,
                       callbacks=[recorder, *distribution_callbacks, *callbacks])
     except KeyboardInterrupt:
         interrupted = True
-    fit_seconds = time.perf_counter() - started
+    return _FitOutcome(recorder, loop, fallback_reason, interrupted, compile_seconds, time.perf_counter() - started)
 
-    # --- evaluate on the unseen test images ---------------------------------------------------
-    started = time.perf_counter()
-    test = model.evaluate(test_inputs, test_targets, batch_size=EVALUATION_BATCH_SIZE, verbose=0,
-                          return_dict=True, callbacks=distribution_callbacks)
-    evaluate_seconds = time.perf_counter() - started
 
-    # --- save -------------------------------------------------------------------------------
-    if distribution.strategy:
-        # Saving a replicated model may gather its weights with collectives that only this process
-        # would join; save a local copy instead (every process makes one, to stay in step).
-        model = distributed.local_copy(model, lambda: _compile(keras, build_model(config), config, backend_name))
-    history = recorder.history
-    epochs_completed = len(recorder.epoch_seconds)
-    training_samples = int(len(training_inputs) * (1 - config.validation_split)) * distribution.num_processes
-    metrics: dict[str, Any] = {
-        "status": "interrupted" if interrupted else "finished",
-        "epochs_completed": epochs_completed,
-        "test_loss": float(test["loss"]),
-        "test_accuracy": float(test["accuracy"]),
-        "train_loss": history["loss"][-1] if epochs_completed else None,
-        "train_accuracy": history["accuracy"][-1] if epochs_completed else None,
-    }
-    if "val_accuracy" in history:
-        metrics["val_loss"], metrics["val_accuracy"] = history["val_loss"][-1], history["val_accuracy"][-1]
-    metrics.update({
-        "fit_seconds": round(fit_seconds, 4),
-        "epoch_seconds": [round(seconds, 4) for seconds in recorder.epoch_seconds],
-        "samples_per_second": round(training_samples * epochs_completed / fit_seconds, 1) if epochs_completed else 0.0,
+def _run_metrics(outcome: _FitOutcome, test: dict | None, training_samples: int, backend_name: str, model,
+                 seconds: dict[str, float]) -> RunMetrics:
+    """metrics.json for a fit that ended (finished, interrupted or diverged)."""
+    history = outcome.recorder.history
+    epochs_completed = len(outcome.recorder.epoch_seconds)
+    status = "diverged" if outcome.recorder.diverged else "interrupted" if outcome.interrupted else "finished"
+
+    def last(name: str) -> float | None:
+        return history[name][-1] if history.get(name) else None
+
+    return RunMetrics(
+        status=status, epochs_completed=epochs_completed,
+        test_loss=None if test is None else float(test["loss"]),
+        test_accuracy=None if test is None else float(test["accuracy"]),
+        train_loss=last("loss"), train_accuracy=last("accuracy"),
+        val_loss=last("val_loss"), val_accuracy=last("val_accuracy"),
+        fit_seconds=round(outcome.seconds, 4),
+        epoch_seconds=tuple(round(value, 4) for value in outcome.recorder.epoch_seconds),
+        samples_per_second=round(training_samples * epochs_completed / outcome.seconds, 1) if epochs_completed else 0.0,
         # With the fast loop, compilation happens before the first epoch and is timed apart;
         # with model.fit it is inside the first epoch's time.
-        "compile_seconds": None if compile_seconds is None else round(compile_seconds, 4),
-        "data_seconds": round(data_seconds, 4),
-        "import_seconds": round(import_seconds, 4),
-        "evaluate_seconds": round(evaluate_seconds, 4),
-        "backend": backend_name,
-        "fit_loop": loop,
-        **({"fit_loop_fallback": fallback_reason} if fallback_reason else {}),
+        compile_seconds=None if outcome.compile_seconds is None else round(outcome.compile_seconds, 4),
+        **{name: round(value, 4) for name, value in seconds.items()},
+        backend=backend_name, fit_loop=outcome.loop, fit_loop_fallback=outcome.fallback_reason or None,
         # Identical on every process of a data-parallel run: a quick check that replicas agree.
-        "weights_sha256": _weights_fingerprint(model),
-        "finished_at": _now(),
-    })
-    if run_path:
-        runs.write_history(run_path / runs.HISTORY_FILE, history)
-        model.save(run_path / runs.MODEL_FILE)
-        runs.write_json(run_path / runs.METRICS_FILE, metrics)  # last: its presence marks a complete run
-    return TrainingResult(run_path, metrics, history)
+        weights_sha256=_weights_fingerprint(model),
+        diverged_at_epoch=outcome.recorder.diverged_at_epoch,
+        warnings=tuple(_warnings(history, model)),
+        finished_at=runs.utc_now())
 
 
-def _compile(keras, model, config: TrainingConfig, backend_name: str):
+def _warnings(history: dict[str, list[float]], model) -> list[str]:
+    """What a user should hear about a run that finished but did not learn."""
+    accuracy = history.get("accuracy") or []
+    classes = int(model.output_shape[-1])
+    if accuracy and max(accuracy) < 1.5 / classes:
+        return [f"training accuracy stayed at chance ({max(accuracy):.1%} at best, {1 / classes:.0%} is guessing): "
+                "the network did not learn; try a smaller --learning-rate"]
+    return []
+
+
+def _compile(keras, model, config: TrainingConfig, backend_name: str, steps_per_epoch: int):
     """Compile with the tutorial's loss and metric and the config's optimizer; returns the model."""
     model.compile(
         loss="categorical_crossentropy",
-        optimizer=keras.optimizers.get({"class_name": config.optimizer,
-                                        "config": {"learning_rate": config.learning_rate}}),
+        optimizer=keras.optimizers.get({"class_name": config.optimizer, "config": {
+            "learning_rate": _learning_rate(keras, config, steps_per_epoch)}}),
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION[backend_name],
     )
     return model
+
+
+def _learning_rate(keras, config: TrainingConfig, steps_per_epoch: int):
+    """The config's learning rate, or its schedule: Keras's own, so it is saved with the model's optimizer."""
+    if config.learning_rate_schedule == "constant":
+        return config.learning_rate
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = int(total_steps * config.warmup_fraction)
+    # One cycle: up linearly from a tenth of the rate, then down along a cosine to zero.
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate / 10, decay_steps=total_steps - warmup_steps,
+                                                  alpha=0.0, warmup_target=config.learning_rate,
+                                                  warmup_steps=warmup_steps)
 
 
 def _choose_fit_loop(requested: str, model) -> tuple[str, str]:
@@ -240,6 +355,8 @@ def _EpochRecorder(keras):
             super().__init__()
             self.history: dict[str, list[float]] = {}
             self.epoch_seconds: list[float] = []
+            # The epoch in which the loss stopped being a finite number (None: it never did).
+            self.diverged_at_epoch: int | None = None
             self._epoch_started = 0.0
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -249,6 +366,20 @@ def _EpochRecorder(keras):
             self.epoch_seconds.append(time.perf_counter() - self._epoch_started)
             for name, value in (logs or {}).items():
                 self.history.setdefault(name, []).append(float(value))
+            self._check_loss(epoch + 1, (logs or {}).get("loss"))
+
+        def on_train_batch_end(self, batch, logs=None):
+            # model.fit reports the running loss every few batches: stop at the first that is not finite.
+            self._check_loss(len(self.epoch_seconds) + 1, (logs or {}).get("loss"))
+
+        def _check_loss(self, epoch: int, loss) -> None:
+            if loss is not None and not math.isfinite(float(loss)) and self.diverged_at_epoch is None:
+                self.diverged_at_epoch = epoch
+                self.model.stop_training = True
+
+        @property
+        def diverged(self) -> bool:
+            return self.diverged_at_epoch is not None
 
     return EpochRecorder()
 
@@ -269,5 +400,3 @@ def _devices(keras) -> list[str]:
         return []
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,6 +1,8 @@
 """The drawing pad and the HTTP API: a FastAPI app around a loaded `predict.Classifier`.
 
-`app.create_app(classifier)` builds the app (no ML logic of its own: images go through
-`images.prepare_image` and the classifier); `digitlab.web.server.serve()` runs it on uvicorn.
+`app.create_app(classifier)` builds the app and `server.serve()` runs it on uvicorn. No ML logic of
+its own: `classify.py` hands payloads to `images.prepare_image_batch` and the classifier, batched by
+`batching.py`; `guards.py` refuses unknown Host headers and bodies too large or too slow before the
+app reads them; `answers.py` holds the answer shapes and errors the OpenAPI description declares.
 The page in `static/` is plain HTML, CSS and JavaScript: no CDN, no build step.
 """

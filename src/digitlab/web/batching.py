@@ -15,6 +15,7 @@ image only fails its own request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -104,11 +105,10 @@ class Batcher:
             except Exception as error:  # noqa: BLE001  (a bug must fail these requests, not the thread)
                 log.exception("batch of %d failed", len(jobs))
                 outcomes = [error] * len(jobs)
-            for job, outcome in zip(jobs, outcomes):
-                try:
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                # RuntimeError: that request's event loop has closed, so nobody waits for it.
+                with contextlib.suppress(RuntimeError):
                     job.loop.call_soon_threadsafe(_settle, job.future, outcome)
-                except RuntimeError:  # that request's event loop has closed: nobody waits for it
-                    pass
             if stop:
                 return
 

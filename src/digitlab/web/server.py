@@ -2,11 +2,17 @@
 
     serve("runs/<run>", port=8000)                 # blocks until Ctrl-C
     with running(classifier) as address: ...      # a server in a background thread, on a free port
+
+Settings are passed explicitly everywhere, with one exception: worker processes that uvicorn itself
+starts (`serve(workers=N)` where the kernel cannot balance connections, i.e. off Linux) are built from
+an import string, so they read their `WorkerOptions` from the one environment variable
+`DIGITLAB_SERVE_OPTIONS`, set by `serve()` just before it starts them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -20,12 +26,39 @@ from digitlab.errors import ConfigError, DigitlabError
 
 DEFAULT_HOST = "127.0.0.1"  # only this machine, unless asked otherwise
 DEFAULT_PORT = 8000
-_WORKER_OPTIONS = "DIGITLAB_SERVE_OPTIONS"  # how `serve(workers=N)` hands its options to worker processes
+# The only setting read from the environment: how `serve(workers=N)` hands its options to the worker
+# processes uvicorn starts (see the module docstring); our own worker processes get them as arguments.
+WORKER_OPTIONS_VARIABLE = "DIGITLAB_SERVE_OPTIONS"
 # How long one thread may hold the GIL while another waits (Python's default: 5 ms). A server
 # process has two busy threads, the event loop and the batcher (web/batching.py); handing over
 # sooner lets the loop send finished answers and read new requests while a batch is prepared:
 # about 10% more requests/s here at the same p99 (benchmarks/serve_speed.py, --workers 2).
 SWITCH_INTERVAL_SECONDS = 0.001
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerOptions:
+    """What one worker process of `serve(workers=N)` needs to build its app (JSON-serialisable)."""
+
+    # The run folder or .keras file to load, as an absolute path.
+    model: str
+    # Keras backend; None: $KERAS_BACKEND, else jax.
+    backend: str | None
+    # Origins allowed to call the API from other pages.
+    cors_origins: tuple[str, ...]
+    # The address the server listens on (decides the Host names answered, with `allowed_hosts`).
+    host: str
+    # Further Host names answered (`--allowed-host`).
+    allowed_hosts: tuple[str, ...]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerOptions:
+        values = json.loads(text)
+        return cls(model=values["model"], backend=values["backend"], cors_origins=tuple(values["cors_origins"]),
+                   host=values["host"], allowed_hosts=tuple(values["allowed_hosts"]))
 
 
 def _tune_server_process() -> None:
@@ -38,14 +71,16 @@ def _tune_server_process() -> None:
 
 
 def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          cors_origins: Sequence[str] = (), backend: str | None = None, access_log: bool = False,
-          workers: int = 1, ready: Callable[[str, str], None] | None = None) -> None:
+          cors_origins: Sequence[str] = (), allowed_hosts: Sequence[str] = (), backend: str | None = None,
+          access_log: bool = False, workers: int = 1, ready: Callable[[str, str], None] | None = None) -> None:
     """Load a model and serve the drawing page and the API until interrupted.
 
     Args:
         model: a run folder or a .keras file; None: the most recent finished run under runs/.
         host, port: where to listen (port 0: any free port).
         cors_origins: origins allowed to call the API from other pages ("*" for any); none by default.
+        allowed_hosts: Host header names answered besides this machine's local names and `host`
+            (see `guards.AllowedHosts.for_address`); "*" for any.
         backend: Keras backend; default $KERAS_BACKEND, else jax.
         access_log: log every request (costs some speed).
         workers: server processes sharing the socket, each with its own copy of the model. One
@@ -71,36 +106,47 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
         if workers == 1:
             from digitlab.inference.predict import load_classifier
             from digitlab.web.app import create_app
+            from digitlab.web.guards import AllowedHosts
 
             classifier = load_classifier(model, backend=backend)
-            source = classifier.source
-            config = uvicorn.Config(create_app(classifier, cors_origins=cors_origins), **logging)
+            app = create_app(classifier, cors_origins=cors_origins,
+                             allowed_hosts=AllowedHosts.for_address(host, allowed_hosts))
             _tune_server_process()
-        else:
-            # Each worker is a fresh (spawned) process that loads the model itself: JAX cannot be forked.
-            model = _model_path(model)
-            source = str(model)
-            os.environ[_WORKER_OPTIONS] = json.dumps({"model": str(model.resolve()), "backend": backend,
-                                                      "cors_origins": list(cors_origins)})
-            config = uvicorn.Config("digitlab.web.server:app_from_environment", factory=True, workers=workers, **logging)
+            if ready is not None:
+                ready(address_of(sock), classifier.source)
+            uvicorn.Server(uvicorn.Config(app, **logging)).run(sockets=[sock])
+            return
+        # Each worker is a fresh (spawned) process that loads the model itself: JAX cannot be forked.
+        model = _model_path(model)
+        options = WorkerOptions(model=str(model.resolve()), backend=backend, cors_origins=tuple(cors_origins),
+                                host=host, allowed_hosts=tuple(allowed_hosts))
         if ready is not None:
-            ready(address_of(sock), source)
-        if workers == 1:
-            uvicorn.Server(config).run(sockets=[sock])
-        elif balanced:
-            _run_balanced_workers(sock.getsockname()[:2], workers, logging)
+            ready(address_of(sock), str(model))
+        if balanced:
+            _run_balanced_workers(sock.getsockname()[:2], workers, logging, options)
         else:
-            import inspect
-
-            from uvicorn.supervisors import Multiprocess
-
-            # Older uvicorn releases take the server's run method as `target`; newer ones build it.
-            if "target" in inspect.signature(Multiprocess).parameters:
-                Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
-            else:
-                Multiprocess(config, sockets=[sock]).run()
+            _run_uvicorn_workers(sock, workers, logging, options)
     finally:
         sock.close()
+
+
+def _run_uvicorn_workers(sock: socket.socket, workers: int, logging: dict, options: WorkerOptions) -> None:
+    """Run `workers` server processes started by uvicorn, all accepting on `sock` (where the kernel
+    does not balance connections over sockets of one port)."""
+    import inspect
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    # uvicorn starts these processes from an import string, so the options cannot be passed as
+    # arguments: the one environment variable of the module docstring carries them.
+    os.environ[WORKER_OPTIONS_VARIABLE] = options.to_json()
+    config = uvicorn.Config("digitlab.web.server:app_from_environment", factory=True, workers=workers, **logging)
+    # Older uvicorn releases take the server's run method as `target`; newer ones build it.
+    if "target" in inspect.signature(Multiprocess).parameters:
+        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+    else:
+        Multiprocess(config, sockets=[sock]).run()
 
 
 def _kernel_balances_connections() -> bool:
@@ -108,7 +154,7 @@ def _kernel_balances_connections() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def _run_balanced_workers(address: tuple[str, int], workers: int, logging: dict) -> None:
+def _run_balanced_workers(address: tuple[str, int], workers: int, logging: dict, options: WorkerOptions) -> None:
     """Run `workers` server processes, each listening on its own SO_REUSEPORT socket of `address`.
 
     The kernel spreads new connections evenly over the sockets. With one shared socket (uvicorn's
@@ -121,8 +167,8 @@ def _run_balanced_workers(address: tuple[str, int], workers: int, logging: dict)
     import signal
 
     context = multiprocessing.get_context("spawn")  # JAX cannot be forked
-    processes = [context.Process(target=_balanced_worker, args=(address, logging), name=f"digitlab-serve-{number}")
-                 for number in range(workers)]
+    processes = [context.Process(target=_balanced_worker, args=(address, logging, options),
+                                 name=f"digitlab-serve-{number}") for number in range(workers)]
 
     def stop(_signal_number, _frame):
         raise KeyboardInterrupt
@@ -151,7 +197,7 @@ def _run_balanced_workers(address: tuple[str, int], workers: int, logging: dict)
                             "stopped too; its error is above")
 
 
-def _balanced_worker(address: tuple[str, int], logging: dict) -> None:
+def _balanced_worker(address: tuple[str, int], logging: dict, options: WorkerOptions) -> None:
     """One worker of `_run_balanced_workers`: load the model, listen on its own socket, serve."""
     import signal
 
@@ -160,7 +206,7 @@ def _balanced_worker(address: tuple[str, int], logging: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     sock = _bind(*address, reuse_port=True)
     try:
-        app = app_from_environment()
+        app = worker_app(options)
     except DigitlabError as err:  # say what is wrong in one line, as the CLI does, not with a traceback
         sock.close()
         print(f"error: {err}", file=sys.stderr, flush=True)
@@ -172,23 +218,36 @@ def _balanced_worker(address: tuple[str, int], logging: dict) -> None:
 
 
 def app_from_environment():
-    """The app for one worker process of `serve(workers=N)`: options come from the parent's environment."""
+    """The app for one worker process that uvicorn starts (`_run_uvicorn_workers`): its options come
+    from `DIGITLAB_SERVE_OPTIONS`, set by the parent."""
+    return worker_app(WorkerOptions.from_json(os.environ[WORKER_OPTIONS_VARIABLE]))
+
+
+def worker_app(options: WorkerOptions):
+    """The app for one worker process of `serve(workers=N)`: loads the model, tunes the process."""
     from digitlab.inference.predict import load_classifier
     from digitlab.web.app import create_app
+    from digitlab.web.guards import AllowedHosts
 
-    options = json.loads(os.environ[_WORKER_OPTIONS])
-    classifier = load_classifier(options["model"], backend=options["backend"])
-    app = create_app(classifier, cors_origins=options["cors_origins"])
+    classifier = load_classifier(options.model, backend=options.backend)
+    app = create_app(classifier, cors_origins=options.cors_origins,
+                     allowed_hosts=AllowedHosts.for_address(options.host, options.allowed_hosts))
     _tune_server_process()
     return app
 
 
 @contextlib.contextmanager
 def running(classifier, host: str = DEFAULT_HOST, port: int = 0, **app_options) -> Iterator[str]:
-    """Serve `classifier` from a background thread for the duration of the block; yields the address."""
+    """Serve `classifier` from a background thread for the duration of the block; yields the address.
+
+    `app_options` go to `create_app`; `allowed_hosts` defaults to the names a server on `host` answers to.
+    """
     import uvicorn
 
     from digitlab.web.app import create_app
+    from digitlab.web.guards import AllowedHosts
+
+    app_options.setdefault("allowed_hosts", AllowedHosts.for_address(host))
 
     sock = _bind(host, port)
     # log_config=None: leave the process's logging alone (uvicorn's own setup would take over the

@@ -1,6 +1,7 @@
 // digitlab drawing page: draw on the pad (pointer events), send it as a PNG to /api/predict while
 // drawing (throttled, one request at a time, stale answers dropped), show the answer, the ten
-// probabilities and the 28x28 image the network saw. Plain JavaScript, no dependencies.
+// probabilities, the top three and the 28x28 image the network saw. Settled answers (not each one
+// while drawing) are announced to screen readers. Plain JavaScript, no dependencies.
 "use strict";
 
 (() => {
@@ -8,21 +9,25 @@
   const INK = "#14161b";
   const SEND_EVERY_MS = 90;     // while drawing, at most one request per this many milliseconds
   const UPLOAD_SIZE = 224;      // the pad is sent as a PNG of this many pixels a side
+  const MAX_SEND_BYTES = (5 * 1024 - 64) * 1024;  // the server's 5 MB body limit, less room for the form around the file
+  const MAX_SIDE = 1600;        // larger pictures are shrunk to this many pixels on the longest side
+  const ANNOUNCE_AFTER_MS = 500;  // a settled answer is announced when nothing has changed for this long
 
   const $ = (id) => document.getElementById(id);
   const pad = $("pad"), padWrap = $("pad-wrap"), hint = $("pad-hint");
   const context = pad.getContext("2d");
   const result = $("result"), digitBox = $("digit"), verdict = $("verdict"), confidence = $("confidence");
   const barsBox = $("bars"), seen = $("seen"), seenContext = seen.getContext("2d");
-  const fileInput = $("file"), sourceNote = $("source-note");
+  const top3 = $("top3"), seenFrame = $("seen-frame"), announcer = $("announce");
+  const fileInput = $("file"), sourceNote = $("source-note"), undoButton = $("undo");
   const defaultNote = sourceNote.textContent;
 
   let classNames = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
   let strokes = [];             // each stroke: [[x, y], ...] in [0, 1] pad coordinates
   let current = null;           // the stroke being drawn
   let uploaded = null;          // an uploaded picture shown on the pad (ImageBitmap), or null
-  let generation = 0;           // bumped on Clear and upload: answers for older drawings are dropped
-  let timer = 0, inFlight = false, again = false, redrawQueued = false;
+  let generation = 0;           // bumped on Clear, Undo and upload: answers for older drawings are dropped
+  let timer = 0, inFlight = false, again = false, redrawQueued = false, announceTimer = 0;
 
   // --- drawing --------------------------------------------------------------------------------
 
@@ -66,6 +71,7 @@
     redrawQueued = false;
     paint(context, pad.width);
     hint.classList.toggle("hidden", strokes.length > 0 || uploaded !== null);
+    undoButton.setAttribute("aria-disabled", String(strokes.length === 0));
   }
 
   function queueRedraw() {
@@ -94,6 +100,7 @@
     if (event.button !== 0 && event.pointerType === "mouse") return;
     event.preventDefault();
     if (uploaded) startOver();           // drawing after an upload starts a new drawing
+    stopAnnouncing();                     // drawing again: the last answer is no longer settled
     pad.setPointerCapture(event.pointerId);
     current = [pointOf(event)];
     strokes.push(current);
@@ -154,18 +161,51 @@
   }
 
   async function ask(request, asked) {
-    let answer, response;
+    let response;
     try {
       response = await fetch("/api/predict", request);
-      answer = await response.json();
     } catch (error) {
-      if (asked === generation) showError("The server does not answer", "Is `digitlab serve` still running?");
+      if (asked === generation) {
+        showError("The server does not answer", "Check that digitlab is still running, then try again.");
+        announceSettled();
+      }
       return;
     }
+    const answer = await response.json().catch(() => ({}));
     if (asked !== generation) return;     // cleared or replaced meanwhile
-    if (response.ok) showAnswer(answer);
+    if (response.ok && Array.isArray(answer.probabilities)) showAnswer(answer);
     else if (answer.code === "no_ink") showBlank();
-    else showError("Cannot read this image", answer.error || `HTTP ${response.status}`);
+    else showError(...problem(response.status, answer.code));
+    announceSettled();
+  }
+
+  // What went wrong, in the words of someone drawing or uploading, not of HTTP: [heading, detail].
+  function problem(status, code) {
+    if (code === "bad_image") {
+      return ["Cannot read this file", "That file is not an image we can read. Try a photo or a scan saved as JPEG or PNG."];
+    }
+    if (code === "too_large") return ["This image is too large", "Try a smaller picture (under 5 MB), or a crop of the digit."];
+    if (code === "no_image") return ["This file is empty", "Choose a photo or a scan of one digit."];
+    if (status === 408) return ["Sending took too long", "The connection may be slow. Try again."];
+    if (status >= 500) return ["Something went wrong on the server", "Try again; if it keeps happening, the server's log says why."];
+    return ["Cannot read this image", "Try another picture of one digit, or draw it on the pad."];
+  }
+
+  // --- announcing -------------------------------------------------------------------------------
+
+  // The visible card changes about every 90 ms while drawing; a screen reader hears only the answer
+  // for a finished drawing: no stroke in progress, nothing waiting to be sent, unchanged for a moment.
+  function announceSettled() {
+    clearTimeout(announceTimer);
+    if (current || timer || again) return;
+    const sentence = (text) => text.replace(/([^.?!])$/, "$1.");
+    const text = `${sentence(verdict.textContent)} ${sentence(confidence.textContent)}`;
+    announceTimer = setTimeout(() => { announcer.textContent = text; }, ANNOUNCE_AFTER_MS);
+  }
+
+  function stopAnnouncing() {
+    clearTimeout(announceTimer);
+    announcer.textContent = "";           // so that the same answer later is announced again
   }
 
   // --- showing the answer ---------------------------------------------------------------------
@@ -190,8 +230,8 @@
       const value = probabilities ? probabilities[index] : 0;
       bar.classList.toggle("best", index === best);
       bar.querySelector(".bar-fill").style.height = `${(value * 100).toFixed(1)}%`;
-      bar.querySelector(".bar-value").textContent = probabilities && value >= 0.005 ? percent(value, 0) : "";
-      bar.setAttribute("aria-label", `${classNames[index]}: ${percent(value, 1)}`);
+      bar.querySelector(".bar-value").textContent = probabilities && value >= 0.005 ? percentText(value) : "";
+      bar.setAttribute("aria-label", `${classNames[index]}: ${percentText(value)}`);
     });
   }
 
@@ -199,13 +239,14 @@
     const pixels = seenContext.createImageData(28, 28);
     for (let row = 0; row < 28; row++) {
       for (let column = 0; column < 28; column++) {
-        const value = image ? Math.round(image[row][column] * 255) : 0;
+        const value = image ? Math.round(image[row][column] * 255) : 0;  // light ink on black
         const at = (row * 28 + column) * 4;
         pixels.data[at] = pixels.data[at + 1] = pixels.data[at + 2] = value;
         pixels.data[at + 3] = 255;
       }
     }
     seenContext.putImageData(pixels, 0, 0);
+    seenFrame.dataset.empty = String(!image);
   }
 
   function setDigit(text) {
@@ -215,19 +256,48 @@
 
   const percent = (value, digits) => `${(value * 100).toFixed(digits)}%`;
 
+  // The one rounding for every probability on the page (bars, headline, top three): whole percents,
+  // and never 100% or 0% for what is not certain.
+  function percentText(value) {
+    const whole = Math.round(value * 100);
+    if (whole >= 100 && value < 1) return ">99%";
+    if (whole <= 0 && value > 0) return "<1%";
+    return `${whole}%`;
+  }
+
+  const inWords = (text) => text.replace(">", "Over ").replace("<", "Under ");
+
+  // "a 7", "an 8", "an Ankle boot": by the sound of the first word, which for a digit is its name.
+  function withArticle(name) {
+    return `${/^8|^1[18](?!\d)|^[aeiou]/i.test(name) ? "an" : "a"} ${name}`;
+  }
+
   function showAnswer(answer) {
     const probability = answer.probabilities[answer.digit];
     const name = classNames[answer.digit] ?? String(answer.digit);
+    const named = withArticle(name);
     result.dataset.state = "answer";
     setDigit(name);
-    verdict.textContent = probability >= 0.8 ? `It's a ${name}` : probability >= 0.5 ? `Probably a ${name}` :
-      `Maybe a ${name}?`;
-    const ranked = answer.probabilities.map((value, index) => [value, index]).sort((a, b) => b[0] - a[0]);
-    const runnerUp = ranked[1];
-    confidence.textContent = (probability >= 0.9995 ? "Over 99.9% sure" : `${percent(probability, 1)} sure`) +
-      (runnerUp[0] >= 0.01 ? `; next: ${classNames[runnerUp[1]]} at ${percent(runnerUp[0], 1)}` : "");
+    verdict.textContent = probability >= 0.8 ? `It's ${named}` : probability >= 0.5 ? `Probably ${named}` :
+      `Maybe ${named}?`;
+    confidence.textContent = `${inWords(percentText(probability))} sure`;
+    setTop3(answer.probabilities);
     setBars(answer.probabilities);
     setSeen(answer.preprocessed);
+  }
+
+  function setTop3(probabilities) {
+    top3.textContent = "";
+    top3.hidden = !probabilities;
+    if (!probabilities) return;
+    const ranked = probabilities.map((value, index) => [value, index]).sort((a, b) => b[0] - a[0]).slice(0, 3);
+    for (const [value, index] of ranked) {
+      const item = document.createElement("li");
+      const name = document.createElement("b");
+      name.textContent = classNames[index] ?? String(index);
+      item.append(name, percentText(value));
+      top3.appendChild(item);
+    }
   }
 
   // A state with no answer to show: a message and a glyph instead of a digit, and no bars.
@@ -236,6 +306,7 @@
     setDigit(glyph);
     verdict.textContent = heading;
     confidence.textContent = detail;
+    setTop3(null);
     setBars(null);
     setSeen(null);
   }
@@ -252,7 +323,7 @@
     showMessage("error", title, detail, "!");
   }
 
-  // --- clear, upload ----------------------------------------------------------------------------
+  // --- clear, undo, upload -----------------------------------------------------------------------
 
   function startOver() {
     generation += 1;
@@ -264,6 +335,7 @@
     if (uploaded && uploaded.close) uploaded.close();
     uploaded = null;
     sourceNote.textContent = defaultNote;
+    stopAnnouncing();
     queueRedraw();
   }
 
@@ -272,27 +344,86 @@
     showEmpty();
   }
 
+  function undo() {
+    if (current || !strokes.length) return;
+    strokes.pop();
+    generation += 1;                      // the answer on its way is for the drawing with that stroke
+    clearTimeout(timer);
+    timer = 0;
+    again = false;
+    stopAnnouncing();
+    queueRedraw();
+    if (strokes.length) send();
+    else showEmpty();
+  }
+
+  // A picture larger than the server takes, or than is worth sending: drawn smaller on a canvas over
+  // white (transparency reads as white, as on the server) and sent as a JPEG, halving until it fits.
+  async function shrink(bitmap) {
+    for (let side = MAX_SIDE; side >= 100; side = Math.floor(side / 2)) {
+      const scale = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
+      const width = Math.max(1, Math.round(bitmap.width * scale));
+      const height = Math.max(1, Math.round(bitmap.height * scale));
+      const canvas = document.createElement("canvas");
+      canvas.width = width;
+      canvas.height = height;
+      const target = canvas.getContext("2d");
+      target.fillStyle = "#fff";
+      target.fillRect(0, 0, width, height);
+      target.imageSmoothingQuality = "high";
+      target.drawImage(bitmap, 0, 0, width, height);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+      if (blob && blob.size <= MAX_SEND_BYTES) return { blob, width, height };
+    }
+    return null;
+  }
+
+  const sizeText = (bytes) => bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB`
+    : `${Math.max(1, Math.round(bytes / 1024))} kB`;
+
   async function upload(file) {
     if (!file) return;
     startOver();
     const asked = generation;
-    sourceNote.textContent = `Uploaded: ${file.name || "an image"} (${Math.max(1, Math.round(file.size / 1024))} kB)`;
+    const name = file.name || "an image";
+    sourceNote.textContent = `Uploaded: ${name} (${sizeText(file.size)})`;
+    let bitmap = null;
     try {
-      uploaded = await createImageBitmap(file);
+      bitmap = await createImageBitmap(file);
     } catch (error) {
-      uploaded = null;                    // a format the browser cannot show (TIFF): the server may still read it
+      bitmap = null;                      // a format the browser cannot show (TIFF): the server may still read it
     }
-    if (asked !== generation) return;
+    if (asked !== generation) {
+      if (bitmap) bitmap.close();
+      return;
+    }
+    uploaded = bitmap;
     queueRedraw();
     result.dataset.state = "busy";
+    let body = file, filename = file.name || "image";
+    if (bitmap && (file.size > MAX_SEND_BYTES || Math.max(bitmap.width, bitmap.height) > MAX_SIDE)) {
+      const shrunk = await shrink(bitmap);
+      if (asked !== generation) return;
+      if (shrunk) {
+        body = shrunk.blob;
+        filename = filename.replace(/\.[^.]*$/, "") + ".jpg";
+        sourceNote.textContent = `Uploaded: ${name} (${sizeText(file.size)}; sent shrunk to ` +
+          `${shrunk.width}\u00a0\u00d7\u00a0${shrunk.height})`;
+      }
+    }
     const form = new FormData();
-    form.append("file", file, file.name || "image");
+    form.append("file", body, filename);
     await ask({ method: "POST", body: form }, asked);
   }
 
   $("clear").addEventListener("click", clearAll);
+  undoButton.addEventListener("click", undo);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") clearAll();
+    else if ((event.ctrlKey || event.metaKey) && !event.shiftKey && !event.altKey && event.key.toLowerCase() === "z") {
+      event.preventDefault();
+      undo();
+    }
   });
   fileInput.addEventListener("change", () => {
     upload(fileInput.files[0]);

@@ -1,4 +1,4 @@
-"""Realistic inputs for the predict tests and benchmark: photo-like handwritten and printed digits.
+"""Synthetic photos of digits, for tests and benchmarks of `predict` and `serve`: handwritten and printed.
 
 Photo-like: an MNIST digit inverted to dark ink on light paper under an uneven lighting gradient,
 scaled 2x to 7x, pasted off-centre on a larger canvas, with sensor noise; some in colour, some

@@ -1,0 +1,104 @@
+"""A trained model on images: `digitlab predict`, `digitlab serve`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import typer
+
+from digitlab.cli.output import EXIT_FAILED, console, error_console
+
+
+def predict(
+    inputs: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, GIF, TIFF, WebP) or folders of them.",
+                                        show_default=False),
+    model: Path | None = typer.Option(None, help="A run folder or a .keras file. Default: the latest finished "
+                                         "run under runs/."),
+    top: int = typer.Option(3, min=1, help="How many most probable digits to show per image."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, digit, probabilities "
+                                 "(or path, error)."),
+    save_preprocessed: Path | None = typer.Option(None, help="Write the 28x28 image the network saw, per "
+                                                     "input, into this folder (PNG)."),
+    workers: int | None = typer.Option(None, min=1, help="Processes reading images in parallel. Default: "
+                                          "one per core for many images."),
+    backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+) -> None:
+    """Read digits in your own images, prepared the way MNIST was made; exit status 1 if any file failed."""
+    from digitlab.errors import ConfigError
+    from digitlab.inference.predict import (
+        ImagePreparer,
+        available_cores,
+        image_files,
+        load_classifier,
+    )
+
+    paths = image_files(inputs)
+    if not paths:
+        raise ConfigError(f"no image files found in {', '.join(map(str, inputs))} "
+                          "(looked for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp)")
+    # Workers pay off from a few dozen images; started before Keras is imported, they fork quickly
+    # and start while the model loads.
+    count = workers if workers is not None else (available_cores() if len(paths) >= 64 else 1)
+    preparer = ImagePreparer(count) if count > 1 else None
+    failed: list[str] = []
+    try:
+        classifier = load_classifier(model, backend=backend)
+        for result in classifier.classify_files(paths, preparer=preparer, save_preprocessed=save_preprocessed):
+            if as_json:
+                print(json.dumps(result.to_dict()), flush=True)
+            elif result.ok:
+                ranked = result.top(top)
+                names = classifier.class_names
+                listed = " | ".join(f"{_label(names, index)} {probability:.1%}" for index, probability in ranked)
+                print(f"{result.path}: {_label(names, result.digit)} ({ranked[0][1]:.1%})  {listed}", flush=True)
+            else:
+                from rich.markup import escape
+
+                error_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
+            if not result.ok:
+                failed.append(str(result.path))
+    finally:
+        if preparer is not None:
+            preparer.close()
+    if failed:
+        error_console.print(f"{len(failed)} of {len(paths)} images failed: {', '.join(failed)}", highlight=False,
+                            soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def serve_command(
+    model: Path | None = typer.Option(None, help="A run folder or a .keras file. Default: the latest finished "
+                                         "run under runs/."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 lets other machines in."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free port)."),
+    cors: list[str] = typer.Option([], "--cors", help="Let pages from this origin call the API (e.g. "
+                                   "http://localhost:3000, or '*' for any); repeat for several. Default: none."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Also answer requests with this Host name "
+                                           "('*': any); repeatable. Always: localhost, 127.0.0.1, [::1], --host; "
+                                           "with --host 0.0.0.0 also the machine's name and any IP address."),
+    workers: int = typer.Option(1, min=1, help="Server processes, each with its own copy of the model (one "
+                                "process uses about one core)."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request (slower)."),
+    backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+) -> None:
+    """Draw digits in the browser and classify images over HTTP (FastAPI on uvicorn); Ctrl-C stops it."""
+    from rich.markup import escape
+
+    from digitlab.web.server import serve
+
+    def ready(address: str, source: str) -> None:
+        address = escape(address)
+        console.print(f"serving {escape(source)} on [bold]{address}[/]  (the page: {address}/, "
+                      f"API docs: {address}/docs); Ctrl-C stops", highlight=False, soft_wrap=True)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
+        serve(model, host=host, port=port, cors_origins=cors, allowed_hosts=allowed_host, backend=backend,
+              access_log=access_log, workers=workers, ready=ready)
+
+
+
+def _label(names, index: int) -> str:
+    """A class as printed: "7" for digits, "9 Ankle boot" for named classes."""
+    return names[index] if names[index] == str(index) else f"{index} {names[index]}"

@@ -1,0 +1,124 @@
+"""The forward pass of a Keras Sequential model, with convolutions and pooling lowered to what XLA's
+CPU backend runs fast inside a scanned epoch.
+
+XLA's CPU convolution is slow inside `lax.scan` (measured here: the keras-io convnet's forward and
+backward took 318-343 ms per batch of 128 through `lax.conv_general_dilated`). The same convolution
+written as the kh x kw shifted slices of its input, concatenated on the channel axis, and one
+matmul with the kernel reshaped to (kh * kw * in, out) takes 21 ms with 2x2 max-pooling written as a
+reshape and a max (`benchmarks/conv_speed.py` measures them side by side).
+
+Only `Conv2D` and `MaxPooling2D` are lowered. Every other layer runs through its own
+`Layer.stateless_call`, so Dense, Dropout, BatchNormalization, Flatten and the rest compute exactly
+what Keras computes, and the model stays a plain Keras model with the same weights: `model.keras`
+loads in stock Keras and predicts what the lowered forward pass computed (to float rounding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+# Layers the lowered forward pass runs through their own stateless_call.
+PASS_THROUGH = ("Dense", "Dropout", "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "Reshape",
+                "RandomTranslation", "RandomRotation", "RandomZoom", "Rescaling", "GaussianNoise",
+                "LayerNormalization", "GlobalAveragePooling2D", "SpatialDropout2D")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    """One layer of the forward pass, with where its variables sit in the model's variable lists."""
+
+    layer: Any
+    trainable: tuple[int, ...]  # indices into model.trainable_variables
+    non_trainable: tuple[int, ...]  # indices into model.non_trainable_variables
+    kind: str  # "conv", "pool" or "layer"
+    takes_training: bool
+
+
+def unsupported_reason(model) -> str:
+    """Why `forward_function` cannot lower this model ("" when it can)."""
+    if model.__class__.__name__ != "Sequential":
+        return f"only Sequential models are lowered, not {model.__class__.__name__}"
+    for layer in model.layers:
+        name = layer.__class__.__name__
+        if name == "Conv2D":
+            if tuple(layer.strides) != (1, 1) or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+                return f"{layer.name}: only Conv2D with strides 1, dilation 1 and one group is lowered"
+            if layer.data_format != "channels_last":
+                return f"{layer.name}: only channels_last convolutions are lowered"
+        elif name == "MaxPooling2D":
+            if tuple(layer.pool_size) != tuple(layer.strides) or layer.padding != "valid" \
+                    or layer.data_format != "channels_last":
+                return f"{layer.name}: only non-overlapping, valid, channels_last max-pooling is lowered"
+        elif name not in PASS_THROUGH:
+            return f"{layer.name}: the fast loop does not know {name} layers"
+    return ""
+
+
+def forward_function(model) -> Callable:
+    """`forward(trainable, non_trainable, inputs, training) -> (outputs, non_trainable)`, like
+    `model.stateless_call`, with the model's convolutions and pooling lowered.
+
+    Raises:
+        ValueError: the model has a layer that cannot be lowered (see `unsupported_reason`).
+    """
+    reason = unsupported_reason(model)
+    if reason:
+        raise ValueError(reason)
+    trainable_index = {id(variable): index for index, variable in enumerate(model.trainable_variables)}
+    non_trainable_index = {id(variable): index for index, variable in enumerate(model.non_trainable_variables)}
+    steps = []
+    for layer in model.layers:
+        kind = {"Conv2D": "conv", "MaxPooling2D": "pool"}.get(layer.__class__.__name__, "layer")
+        steps.append(_Step(layer, tuple(trainable_index[id(v)] for v in layer.trainable_variables),
+                           tuple(non_trainable_index[id(v)] for v in layer.non_trainable_variables), kind,
+                           "training" in inspect.signature(layer.call).parameters))
+
+    def forward(trainable, non_trainable, inputs, training: bool = False):
+        non_trainable = list(non_trainable)
+        outputs = inputs
+        for step in steps:
+            weights = [trainable[index] for index in step.trainable]
+            if step.kind == "conv":
+                outputs = convolution(outputs, step.layer, *weights)
+            elif step.kind == "pool":
+                outputs = max_pool(outputs, tuple(step.layer.pool_size))
+            else:
+                options = {"training": training} if step.takes_training else {}
+                outputs, updated = step.layer.stateless_call(
+                    weights, [non_trainable[index] for index in step.non_trainable], outputs, **options)
+                for index, value in zip(step.non_trainable, updated, strict=True):
+                    non_trainable[index] = value
+        return outputs, non_trainable
+
+    return forward
+
+
+def convolution(inputs, layer, kernel, bias=None):
+    """`layer` (a Conv2D, strides 1) on (batch, rows, columns, channels) as shifted slices and one matmul."""
+    import jax.numpy as jnp
+
+    kernel_rows, kernel_columns, channels, filters = kernel.shape
+    if layer.padding == "same":  # as Keras: the extra row or column of padding goes after
+        inputs = jnp.pad(inputs, ((0, 0), ((kernel_rows - 1) // 2, kernel_rows // 2),
+                                  ((kernel_columns - 1) // 2, kernel_columns // 2), (0, 0)))
+    rows, columns = inputs.shape[1] - kernel_rows + 1, inputs.shape[2] - kernel_columns + 1
+    # (batch, rows, columns, kernel_rows * kernel_columns * channels): row offset, then column, then channel,
+    # the order in which the (kernel_rows, kernel_columns, channels, filters) kernel flattens.
+    patches = jnp.concatenate([inputs[:, i:i + rows, j:j + columns, :]
+                               for i in range(kernel_rows) for j in range(kernel_columns)], axis=-1)
+    outputs = patches @ kernel.reshape(kernel_rows * kernel_columns * channels, filters)
+    if bias is not None:
+        outputs = outputs + bias
+    return layer.activation(outputs)
+
+
+def max_pool(inputs, pool_size: tuple[int, int]):
+    """Non-overlapping max-pooling as a reshape and a max; like Keras's "valid", leftover rows and columns go."""
+    pool_rows, pool_columns = pool_size
+    batch, rows, columns, channels = inputs.shape
+    rows, columns = rows // pool_rows, columns // pool_columns
+    inputs = inputs[:, :rows * pool_rows, :columns * pool_columns, :]
+    return inputs.reshape(batch, rows, pool_rows, columns, pool_columns, channels).max(axis=(2, 4))

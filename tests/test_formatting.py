@@ -1,0 +1,20 @@
+"""The one formatter of settings and metrics, as the tables, the report and sweep.md show them."""
+
+import pytest
+
+from digitlab.analysis.formatting import format_value
+
+
+@pytest.mark.parametrize("value, kind, shown", [
+    (0.97884, "percent", "97.88%"), (0.06412, "loss", "0.0641"), (6.14, "seconds", "6.1"),
+    (49012.3, "rate", "49,012"), (5, "int", "5"), ("adam", "text", "adam"), (0.001, "text", "0.001"),
+    ([512, 256], "text", "512,256"), ((), "text", ""), (None, "percent", "-"), ("finished", "percent", "finished"),
+    (0.123456, "number", "0.1235"), (49012.3, "number", "49,012"), (5, "number", "5"),
+])
+def test_values_are_formatted_for_people(value, kind, shown):
+    assert format_value(value, kind) == shown
+
+
+def test_list_items_take_the_kind_and_the_separator_and_none_its_stand_in():
+    assert format_value([1.23456, 2.5], "number", separator=", ") == "1.235, 2.5"
+    assert format_value(None, missing="") == "" and format_value([None, 3], missing="?") == "?,3"
