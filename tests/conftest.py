@@ -94,7 +94,7 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys):
+def run_cli(monkeypatch, capsys):
     """Run `digitlab ARGS...` in-process through its real entry point; returns (exit status, stdout, stderr)."""
     import sys
 

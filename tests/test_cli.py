@@ -7,20 +7,11 @@ import sys
 
 import pytest
 
-from digitlab import cli
 from digitlab.data import datasets
 
 
-def run_cli(monkeypatch, capsys, *arguments):
-    monkeypatch.setattr(sys, "argv", ["digitlab", *arguments])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    captured = capsys.readouterr()
-    return exited.value.code or 0, captured.out, captured.err
-
-
-def test_help_lists_the_commands(monkeypatch, capsys):
-    code, out, _ = run_cli(monkeypatch, capsys, "--help")
+def test_help_lists_the_commands(run_cli):
+    code, out, _ = run_cli("--help")
     assert code == 0 and "train" in out and "evaluate" in out and "data" in out
 
 
@@ -36,49 +27,49 @@ def test_python_dash_m_runs_the_cli():
     assert completed.returncode == 0 and completed.stdout.strip().endswith("fashion-mnist")
 
 
-def test_data_fetch_from_a_folder_then_verify_and_info(monkeypatch, capsys, data_root, fake_source_dir):
+def test_data_fetch_from_a_folder_then_verify_and_info(run_cli, monkeypatch, data_root, fake_source_dir):
     folder, checksums = fake_source_dir
     monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], checksums=checksums))
-    code, out, _ = run_cli(monkeypatch, capsys, "data", "fetch", "mnist", "--from", str(folder))
+    code, out, _ = run_cli("data", "fetch", "mnist", "--from", str(folder))
     assert code == 0 and "4 files verified" in out and str(folder) in out
 
-    code, out, _ = run_cli(monkeypatch, capsys, "data", "verify", "mnist")
+    code, out, _ = run_cli("data", "verify", "mnist")
     assert code == 0 and out.count("ok") == 4
 
-    code, out, _ = run_cli(monkeypatch, capsys, "data", "info", "mnist", "--json")
+    code, out, _ = run_cli("data", "info", "mnist", "--json")
     assert code == 0 and json.loads(out)["splits"]["test"]["images_shape"] == [128, 28, 28]
 
     # Corrupt one cached file: verify fails with 1 and says how to repair; fetch repairs it.
     path = datasets.dataset_dir("mnist") / "train-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes()[:-1] + b"\x07")
-    code, out, err = run_cli(monkeypatch, capsys, "data", "verify", "mnist")
+    code, out, err = run_cli("data", "verify", "mnist")
     assert code == 1 and "corrupt" in out and "digitlab data fetch mnist" in err
-    code, out, err = run_cli(monkeypatch, capsys, "data", "fetch", "mnist", "--from", str(folder))
+    code, out, err = run_cli("data", "fetch", "mnist", "--from", str(folder))
     assert code == 0 and "failed its checksum" in err
-    assert run_cli(monkeypatch, capsys, "data", "verify", "mnist")[0] == 0
+    assert run_cli("data", "verify", "mnist")[0] == 0
 
 
-def test_fetch_with_no_working_source_exits_1_and_lists_the_sources(monkeypatch, capsys, data_root, tmp_path):
+def test_fetch_with_no_working_source_exits_1_and_lists_the_sources(run_cli, monkeypatch, data_root, tmp_path):
     monkeypatch.setattr(datasets, "default_sources", lambda name, from_dir=None: [
         datasets.FolderSource(tmp_path / "nothing-here")])
-    code, _, err = run_cli(monkeypatch, capsys, "data", "fetch", "mnist")
+    code, _, err = run_cli("data", "fetch", "mnist")
     assert code == 1 and "nothing-here does not exist" in err and "--from FOLDER" in err
 
 
-def test_train_then_evaluate(monkeypatch, capsys, tiny_mnist, tmp_path):
+def test_train_then_evaluate(run_cli, tiny_mnist, tmp_path):
     run_dir = tmp_path / "run"
-    code, out, _ = run_cli(monkeypatch, capsys, "train", "--epochs", "1", "--batch-size", "32",
+    code, out, _ = run_cli("train", "--epochs", "1", "--batch-size", "32",
                            "--hidden-units", "16,16", "--run-dir", str(run_dir), "--quiet")
     assert code == 0 and "Test accuracy:" in out
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["training"]["hidden_units"] == [16, 16]
 
-    code, out, _ = run_cli(monkeypatch, capsys, "evaluate", str(run_dir), "--json")
+    code, out, _ = run_cli("evaluate", str(run_dir), "--json")
     result = json.loads(out)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert code == 0 and result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
-    code, out, _ = run_cli(monkeypatch, capsys, "evaluate", str(run_dir))
+    code, out, _ = run_cli("evaluate", str(run_dir))
     assert code == 0 and "per-class accuracy" in out
 
 
@@ -98,34 +89,34 @@ def test_train_then_evaluate(monkeypatch, capsys, tiny_mnist, tmp_path):
         (["train", "--fit-loop", "turbo"], "unknown fit loop 'turbo'"),
     ],
 )
-def test_bad_input_exits_2_with_a_one_line_error(monkeypatch, capsys, data_root, arguments, message, tmp_path):
-    code, out, err = run_cli(monkeypatch, capsys, *arguments)
+def test_bad_input_exits_2_with_a_one_line_error(run_cli, data_root, arguments, message, tmp_path):
+    code, out, err = run_cli(*arguments)
     assert code == 2 and message in err and err.startswith("error:")
 
 
-def test_a_taken_run_folder_exits_2_and_loses_nothing(monkeypatch, capsys, tiny_mnist, tmp_path):
+def test_a_taken_run_folder_exits_2_and_loses_nothing(run_cli, tiny_mnist, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "model.keras").write_text("an earlier run")
-    code, _, err = run_cli(monkeypatch, capsys, "train", "--run-dir", str(run_dir))
+    code, _, err = run_cli("train", "--run-dir", str(run_dir))
     assert code == 2 and "already exists" in err
     assert (run_dir / "model.keras").read_text() == "an earlier run"
 
 
-def test_a_truncated_idx_file_exits_2_naming_the_file_and_the_problem(monkeypatch, capsys, data_root,
+def test_a_truncated_idx_file_exits_2_naming_the_file_and_the_problem(run_cli, monkeypatch, data_root,
                                                                       fake_source_dir):
     folder, checksums = fake_source_dir
     monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], checksums=checksums))
     path = folder / "t10k-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes()[:-3])
-    code, _, err = run_cli(monkeypatch, capsys, "train", "--epochs", "1", "--from", str(folder))
+    code, _, err = run_cli("train", "--epochs", "1", "--from", str(folder))
     assert code == 2 and "t10k-labels-idx1-ubyte: truncated" in err
     assert not (datasets.dataset_dir("mnist") / "t10k-labels-idx1-ubyte").exists()
 
 
-def test_train_with_report_writes_the_report_beside_the_run(monkeypatch, capsys, tiny_mnist, tmp_path):
+def test_train_with_report_writes_the_report_beside_the_run(run_cli, tiny_mnist, tmp_path):
     run_dir = tmp_path / "run"
-    code, out, _ = run_cli(monkeypatch, capsys, "train", "--epochs", "1", "--hidden-units", "16", "--run-dir",
+    code, out, _ = run_cli("train", "--epochs", "1", "--hidden-units", "16", "--run-dir",
                            str(run_dir), "--quiet", "--report")
     assert code == 0 and "report written to" in out
     html = (run_dir / "report.html").read_text()

@@ -6,7 +6,6 @@ from pathlib import Path
 from digitlab import runs
 from digitlab.analysis import compare
 from digitlab.config import TrainingConfig
-from test_cli import run_cli
 
 
 def write_run(folder, metrics=None, **settings):
@@ -69,21 +68,21 @@ def test_an_unfinished_run_is_shown_as_such(tmp_path):
     assert comparison.metrics["test_accuracy"] == [0.98, None]
 
 
-def test_the_cli_prints_a_table_markdown_or_json(monkeypatch, capsys, tmp_path):
+def test_the_cli_prints_a_table_markdown_or_json(run_cli, tmp_path):
     first = write_run(tmp_path / "a", metrics(0.9788))
     second = write_run(tmp_path / "b", metrics(0.9812), dropout=0.2)
 
-    code, out, _ = run_cli(monkeypatch, capsys, "compare", str(first), str(second))
+    code, out, _ = run_cli("compare", str(first), str(second))
     assert code == 0 and "dropout" in out and "97.88%" in out and "98.12%" in out and "same in all runs" in out
 
-    code, out, _ = run_cli(monkeypatch, capsys, "compare", str(first), str(second), "--markdown")
+    code, out, _ = run_cli("compare", str(first), str(second), "--markdown")
     assert code == 0 and "| **dropout** | 0.0 | 0.2 |" in out
 
-    code, out, _ = run_cli(monkeypatch, capsys, "compare", str(first), str(second), "--json")
+    code, out, _ = run_cli("compare", str(first), str(second), "--json")
     result = json.loads(out)
     assert code == 0 and result["differing"] == ["dropout"] and result["metrics"]["test_accuracy"] == [0.9788, 0.9812]
 
-    code, _, err = run_cli(monkeypatch, capsys, "compare", str(first), str(tmp_path / "missing"))
+    code, _, err = run_cli("compare", str(first), str(tmp_path / "missing"))
     assert code == 2 and err.startswith("error:") and "does not exist" in err
 
 

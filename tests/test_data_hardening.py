@@ -22,18 +22,9 @@ import numpy as np
 import pytest
 
 from conftest import make_images, write_fake_dataset
-from digitlab import cli
 from digitlab.data import datasets, sources
 from digitlab.data.sources import FolderSource, KerasNpzSource
 from digitlab.errors import DataFolderError, DataUnavailableError, StorageError
-
-
-def run_cli(monkeypatch, capsys, *arguments):
-    monkeypatch.setattr(sys, "argv", ["digitlab", *arguments])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    captured = capsys.readouterr()
-    return exited.value.code or 0, captured.out, captured.err
 
 
 def assert_one_line_error(err: str) -> None:
@@ -60,11 +51,11 @@ def fake_mnist(fake_source_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("command", [["data", "fetch"], ["data", "path"], ["data", "verify"], ["data", "info"]])
-def test_digitlab_data_naming_a_file_exits_2_naming_the_variable(monkeypatch, capsys, tmp_path, command):
+def test_digitlab_data_naming_a_file_exits_2_naming_the_variable(run_cli, monkeypatch, tmp_path, command):
     not_a_folder = tmp_path / "data.txt"
     not_a_folder.write_text("a file")
     monkeypatch.setenv("DIGITLAB_DATA", str(not_a_folder))
-    code, out, err = run_cli(monkeypatch, capsys, *command, "mnist")
+    code, out, err = run_cli(*command, "mnist")
     assert code == 2 and out == ""
     assert_one_line_error(err)
     assert "$DIGITLAB_DATA" in err and "is a file, not a folder" in err
@@ -78,10 +69,10 @@ def test_digitlab_data_under_a_file_names_the_file(monkeypatch, tmp_path):
         datasets.dataset_dir("mnist")
 
 
-def test_train_with_digitlab_data_naming_a_file_exits_2_before_any_run_folder(monkeypatch, capsys, tmp_path):
+def test_train_with_digitlab_data_naming_a_file_exits_2_before_any_run_folder(run_cli, monkeypatch, tmp_path):
     (tmp_path / "data.txt").write_text("a file")
     monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "data.txt"))
-    code, _, err = run_cli(monkeypatch, capsys, "train", "--epochs", "1", "--run-dir", str(tmp_path / "run"))
+    code, _, err = run_cli("train", "--epochs", "1", "--run-dir", str(tmp_path / "run"))
     assert code == 2 and "$DIGITLAB_DATA" in err
     assert_one_line_error(err)
     assert not (tmp_path / "run").exists()
@@ -99,8 +90,8 @@ def test_the_command_itself_prints_one_line_and_no_traceback(tmp_path):
 # --- the --from folder (the user's input: exit 2) ----------------------------------------------------
 
 
-def test_a_from_folder_that_does_not_exist_exits_2_and_creates_nothing(monkeypatch, capsys, data_root, tmp_path):
-    code, _, err = run_cli(monkeypatch, capsys, "data", "fetch", "mnist", "--from", str(tmp_path / "typo"))
+def test_a_from_folder_that_does_not_exist_exits_2_and_creates_nothing(run_cli, data_root, tmp_path):
+    code, _, err = run_cli("data", "fetch", "mnist", "--from", str(tmp_path / "typo"))
     assert code == 2 and "typo does not exist" in err and "--from" in err
     assert_one_line_error(err)
     assert not data_root.exists()
@@ -147,10 +138,10 @@ def refuse_mkdir(monkeypatch, under: Path, error_number: int) -> None:
     monkeypatch.setattr(Path, "mkdir", mkdir)
 
 
-def test_a_read_only_empty_cache_exits_1_suggesting_digitlab_data(monkeypatch, capsys, data_root, fake_mnist):
+def test_a_read_only_empty_cache_exits_1_suggesting_digitlab_data(run_cli, monkeypatch, data_root, fake_mnist):
     data_root.mkdir()
     refuse_mkdir(monkeypatch, data_root, errno.EROFS)
-    code, _, err = run_cli(monkeypatch, capsys, "data", "fetch", "mnist", "--from", str(fake_mnist))
+    code, _, err = run_cli("data", "fetch", "mnist", "--from", str(fake_mnist))
     assert code == 1 and "read-only" in err and "DIGITLAB_DATA" in err
     assert_one_line_error(err)
     assert cache_files(data_root) == []
@@ -195,7 +186,7 @@ class FullDiskFile:
         return self.stream.write(data)
 
 
-def test_a_disk_filling_while_copying_exits_1_and_leaves_no_scratch(monkeypatch, capsys, data_root, fake_mnist):
+def test_a_disk_filling_while_copying_exits_1_and_leaves_no_scratch(run_cli, monkeypatch, data_root, fake_mnist):
     real_open = open
 
     def open_on_a_full_disk(file, mode="r", *args, **kwargs):
@@ -203,7 +194,7 @@ def test_a_disk_filling_while_copying_exits_1_and_leaves_no_scratch(monkeypatch,
         return FullDiskFile(stream, room=100_000) if "w" in mode else stream
 
     monkeypatch.setattr(sources, "open", open_on_a_full_disk, raising=False)  # the write boundary of sources
-    code, _, err = run_cli(monkeypatch, capsys, "data", "fetch", "mnist", "--from", str(fake_mnist))
+    code, _, err = run_cli("data", "fetch", "mnist", "--from", str(fake_mnist))
     assert code == 1 and "the disk is full" in err and "nothing was added to the data cache" in err
     assert_one_line_error(err)
     assert cache_files(data_root) == []  # no scratch, no half file, not even the empty folders
@@ -274,19 +265,19 @@ def test_without_a_notice_callback_a_repair_is_a_warning(data_root, fake_mnist):
         datasets.load("mnist", from_dir=fake_mnist)
 
 
-def test_data_fetch_prints_the_repair_once(monkeypatch, capsys, data_root, fake_mnist):
+def test_data_fetch_prints_the_repair_once(run_cli, data_root, fake_mnist):
     directory = datasets.fetch("mnist", sources=[FolderSource(fake_mnist)]).directory
     corrupt(directory / datasets.TRAIN_LABELS)
-    code, _, err = run_cli(monkeypatch, capsys, "data", "fetch", "mnist", "--from", str(fake_mnist))
+    code, _, err = run_cli("data", "fetch", "mnist", "--from", str(fake_mnist))
     assert code == 0 and err.count("failed its checksum") == 1 and err.startswith("warning:")
 
 
-def test_a_corrupt_cache_with_no_source_exits_1_and_keeps_no_corrupt_file(monkeypatch, capsys, data_root,
+def test_a_corrupt_cache_with_no_source_exits_1_and_keeps_no_corrupt_file(run_cli, monkeypatch, data_root,
                                                                           fake_mnist, tmp_path):
     directory = datasets.fetch("mnist", sources=[FolderSource(fake_mnist)]).directory
     corrupt(directory / datasets.TEST_LABELS)
     monkeypatch.setattr(datasets, "default_sources", lambda name, from_dir=None: [FolderSource(tmp_path / "none")])
-    code, _, err = run_cli(monkeypatch, capsys, "data", "fetch", "mnist")
+    code, _, err = run_cli("data", "fetch", "mnist")
     assert code == 1 and "failed its checksum" in err and "could not get verified mnist files" in err
     assert not (directory / datasets.TEST_LABELS).exists()
     assert all(status.state in ("ok", "missing") for status in datasets.verify("mnist"))

@@ -61,21 +61,21 @@ def assert_kept(old: dict, new: dict) -> None:
             assert new[key] == value, key
 
 
-def test_evaluate_report_compare_and_predict_work_on_it(cli, legacy_run, tiny_run, tmp_path):
-    code, out, err = cli("evaluate", str(legacy_run), "--json")
+def test_evaluate_report_compare_and_predict_work_on_it(run_cli, legacy_run, tiny_run, tmp_path):
+    code, out, err = run_cli("evaluate", str(legacy_run), "--json")
     assert code == 0, err
     assert json.loads(out)["count"] == 128  # the tiny test set the `tiny_mnist` fixture caches
 
-    code, out, err = cli("report", str(legacy_run))
+    code, out, err = run_cli("report", str(legacy_run))
     assert code == 0, err
     page = (legacy_run / "report.html").read_text()
     assert "37.27%" in page  # the test accuracy recorded in its metrics.json
 
-    code, out, err = cli("compare", str(legacy_run), str(tiny_run), "--json")
+    code, out, err = run_cli("compare", str(legacy_run), str(tiny_run), "--json")
     assert code == 0, err
     assert json.loads(out)["metrics"]["test_accuracy"][0] == pytest.approx(0.3727, abs=1e-4)
 
     digit_picture(4).save(tmp_path / "four.png")
-    code, out, err = cli("predict", str(tmp_path / "four.png"), "--model", str(legacy_run), "--json")
+    code, out, err = run_cli("predict", str(tmp_path / "four.png"), "--model", str(legacy_run), "--json")
     assert code == 0, err
     assert json.loads(out.splitlines()[0])["digit"] in range(10)

@@ -10,24 +10,15 @@ import base64
 import json
 import marshal
 import os
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from digitlab import cli, runs
+from digitlab import runs
 from digitlab.backend import import_keras
 from digitlab.errors import ModelError
-
-
-def run_cli(monkeypatch, capsys, *arguments):
-    monkeypatch.setattr(sys, "argv", ["digitlab", *arguments])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    captured = capsys.readouterr()
-    return exited.value.code or 0, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +102,12 @@ def test_an_os_system_activation_is_refused_and_never_called(honest_model, tmp_p
 
 
 @pytest.mark.parametrize("attack", ["lambda", "os.system"])
-def test_predict_refuses_a_malicious_model_with_exit_2(honest_model, tmp_path, monkeypatch, capsys, image, attack):
+def test_predict_refuses_a_malicious_model_with_exit_2(run_cli, honest_model, tmp_path, monkeypatch, image, attack):
     marker = tmp_path / "ran"
     monkeypatch.setattr(os, "system", lambda command: marker.touch())
     path = (lambda_payload(honest_model, tmp_path / "evil.keras", marker) if attack == "lambda"
             else os_system_payload(honest_model, tmp_path / "evil.keras"))
-    code, out, err = run_cli(monkeypatch, capsys, "predict", "--model", str(path), str(image))
+    code, out, err = run_cli("predict", "--model", str(path), str(image))
     assert code == 2 and out == "" and "is not a loadable Keras model" in err
     lines = err.strip().splitlines()
     assert lines[-1].startswith("error:") and "Traceback" not in err

@@ -15,7 +15,6 @@ from digitlab.data.synthetic import digit_picture, find_fonts, write_handwritten
 from digitlab.errors import ImageError, ModelError, RunFolderError
 from digitlab.inference import predict
 from digitlab.training.train import train
-from test_cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +158,8 @@ def test_classify_files_keeps_going_past_bad_files(classifier, image_folder, tmp
 LINE = re.compile(r"^(?P<path>.+): (?P<digit>\d) \((?P<percent>\d+\.\d)%\)  (?P<ranked>.+)$")
 
 
-def test_cli_prints_one_line_per_image_and_exits_1_when_one_failed(monkeypatch, capsys, tiny_run, image_folder):
-    code, out, err = run_cli(monkeypatch, capsys, "predict", str(image_folder), "--model", str(tiny_run))
+def test_cli_prints_one_line_per_image_and_exits_1_when_one_failed(run_cli, tiny_run, image_folder):
+    code, out, err = run_cli("predict", str(image_folder), "--model", str(tiny_run))
     lines = out.strip().splitlines()
     assert code == 1 and len(lines) == 3
     for line, name in zip(lines, ["a.png", "b.jpg", "c.png"], strict=True):
@@ -171,8 +170,8 @@ def test_cli_prints_one_line_per_image_and_exits_1_when_one_failed(monkeypatch, 
     assert "d.png" in err and "not an image" in err and "1 of 4 images failed" in err
 
 
-def test_cli_json_and_top(monkeypatch, capsys, tiny_run, image_folder):
-    code, out, _ = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"), str(image_folder / "d.png"),
+def test_cli_json_and_top(run_cli, tiny_run, image_folder):
+    code, out, _ = run_cli("predict", str(image_folder / "a.png"), str(image_folder / "d.png"),
                            "--model", str(tiny_run), "--json")
     first, second = [json.loads(line) for line in out.strip().splitlines()]
     assert code == 1 and first["path"].endswith("a.png") and len(first["probabilities"]) == 10
@@ -180,45 +179,45 @@ def test_cli_json_and_top(monkeypatch, capsys, tiny_run, image_folder):
     assert sum(first["probabilities"]) == pytest.approx(1, abs=1e-4)
     assert second["path"].endswith("d.png") and "not an image" in second["error"] and "digit" not in second
 
-    code, out, _ = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"), "--model", str(tiny_run),
+    code, out, _ = run_cli("predict", str(image_folder / "a.png"), "--model", str(tiny_run),
                            "--top", "5")
     assert code == 0 and len(LINE.match(out.strip())["ranked"].split(" | ")) == 5
-    code, _, _ = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"), "--top", "0")
+    code, _, _ = run_cli("predict", str(image_folder / "a.png"), "--top", "0")
     assert code == 2
 
 
-def test_cli_save_preprocessed(monkeypatch, capsys, tiny_run, image_folder, tmp_path):
+def test_cli_save_preprocessed(run_cli, tiny_run, image_folder, tmp_path):
     target = tmp_path / "seen"
-    code, _, _ = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"), str(image_folder / "b.jpg"),
+    code, _, _ = run_cli("predict", str(image_folder / "a.png"), str(image_folder / "b.jpg"),
                          "--model", str(tiny_run), "--save-preprocessed", str(target))
     assert code == 0 and sorted(path.name for path in target.iterdir()) == ["a.png", "b.png"]
     assert Image.open(target / "a.png").size == (28, 28)
 
 
-def test_cli_bad_model_is_one_clear_error_with_exit_2(monkeypatch, capsys, image_folder, tmp_path):
+def test_cli_bad_model_is_one_clear_error_with_exit_2(run_cli, image_folder, tmp_path):
     (tmp_path / "model.keras").write_text("junk")
-    code, out, err = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"), "--model",
+    code, out, err = run_cli("predict", str(image_folder / "a.png"), "--model",
                              str(tmp_path / "model.keras"))
     assert code == 2 and out == "" and err.count("error:") == 1 and "not a Keras model file" in err
 
 
-def test_cli_without_runs_says_how_to_train(monkeypatch, capsys, image_folder, tmp_path):
+def test_cli_without_runs_says_how_to_train(run_cli, monkeypatch, image_folder, tmp_path):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"))
+    code, _, err = run_cli("predict", str(image_folder / "a.png"))
     assert code == 2 and "no finished run under runs/" in err and "digitlab train" in err
 
 
-def test_cli_uses_the_latest_finished_run(monkeypatch, capsys, tiny_run, image_folder, tmp_path):
+def test_cli_uses_the_latest_finished_run(run_cli, monkeypatch, tiny_run, image_folder, tmp_path):
     import shutil
 
     monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_run, tmp_path / "runs" / "20260101-000000-tiny")
-    code, out, _ = run_cli(monkeypatch, capsys, "predict", str(image_folder / "a.png"))
+    code, out, _ = run_cli("predict", str(image_folder / "a.png"))
     assert code == 0 and LINE.match(out.strip())
 
 
-def test_cli_folder_without_images_is_a_bad_argument(monkeypatch, capsys, tmp_path):
-    code, _, err = run_cli(monkeypatch, capsys, "predict", str(tmp_path))
+def test_cli_folder_without_images_is_a_bad_argument(run_cli, tmp_path):
+    code, _, err = run_cli("predict", str(tmp_path))
     assert code == 2 and "no image files" in err
 
 

@@ -11,7 +11,6 @@ from digitlab import runs
 from digitlab.analysis import report
 from digitlab.config import TrainingConfig
 from digitlab.training.train import train
-from test_cli import run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = (report.LEARNING_CURVES_FILE, report.CONFUSION_MATRIX_FILE, report.MISTAKES_FILE, report.PREDICTIONS_FILE)
@@ -92,19 +91,19 @@ def test_a_report_works_for_a_model_taking_28x28x1_images(tiny_mnist, tmp_path):
     assert len(embedded_images(page)) == 4 and "conv2d" in page.lower()
 
 
-def test_the_cli_writes_a_report_and_fails_cleanly_on_a_missing_run(monkeypatch, capsys, tiny_mnist, tmp_path):
+def test_the_cli_writes_a_report_and_fails_cleanly_on_a_missing_run(run_cli, tiny_mnist, tmp_path):
     run_dir = train(TrainingConfig(epochs=1, batch_size=32, hidden_units=(16,)), run_dir=tmp_path / "run",
                     verbose=0).run_dir
-    code, out, _ = run_cli(monkeypatch, capsys, "report", str(run_dir), "--mistakes", "6", "--samples", "6")
+    code, out, _ = run_cli("report", str(run_dir), "--mistakes", "6", "--samples", "6")
     assert code == 0 and "report.html" in out and (run_dir / "report.html").is_file()
 
-    code, _, err = run_cli(monkeypatch, capsys, "report", str(tmp_path / "nothing"))
+    code, _, err = run_cli("report", str(tmp_path / "nothing"))
     assert code == 2 and err.startswith("error:") and "does not exist" in err
 
     unfinished = tmp_path / "unfinished"
     shutil.copytree(run_dir, unfinished)
     (unfinished / "metrics.json").unlink()
-    code, _, err = run_cli(monkeypatch, capsys, "report", str(unfinished))
+    code, _, err = run_cli("report", str(unfinished))
     assert code == 2 and "metrics.json is missing" in err
 
 

@@ -6,21 +6,12 @@ StorageError (exit 1), and leaves no folder or file behind.
 
 import errno
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from digitlab import cli, runs
+from digitlab import runs
 from digitlab.errors import RunFolderError, StorageError
-
-
-def run_cli(monkeypatch, capsys, *arguments):
-    monkeypatch.setattr(sys, "argv", ["digitlab", *arguments])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    captured = capsys.readouterr()
-    return exited.value.code or 0, captured.out, captured.err
 
 
 def refuse_mkdir(monkeypatch, under: Path, error_number: int) -> None:
@@ -118,10 +109,10 @@ def test_a_write_that_fills_the_disk_keeps_the_old_file_and_leaves_no_temporary(
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 
-def test_train_with_a_file_as_run_dir_exits_2_with_one_line(monkeypatch, capsys, tmp_path, data_root):
+def test_train_with_a_file_as_run_dir_exits_2_with_one_line(run_cli, tmp_path, data_root):
     path = tmp_path / "notes.txt"
     path.write_text("mine")
-    code, _, err = run_cli(monkeypatch, capsys, "train", "--epochs", "1", "--run-dir", str(path))
+    code, _, err = run_cli("train", "--epochs", "1", "--run-dir", str(path))
     assert code == 2 and err.startswith("error:") and "is a file, not a folder" in err
     assert err.strip().count("\n") == 0 and "Traceback" not in err
     assert path.read_text() == "mine"

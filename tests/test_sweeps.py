@@ -12,7 +12,6 @@ from digitlab.config import TrainingConfig
 from digitlab.errors import ConfigError
 from digitlab.sweeps import plan as plans
 from digitlab.sweeps import runner, studies, summary
-from test_cli import run_cli
 
 TINY = {"epochs": 1, "batch_size": 32, "hidden_units": (16,)}
 
@@ -302,19 +301,19 @@ def test_the_study_md_ends_with_verdicts_computed_from_the_trials(tmp_path):
     (["sweep", "--set", "depth=3"], "unknown training setting 'depth'"),
     (["sweep", "--jobs", "0"], "--jobs must be 1 or more"),
 ])
-def test_bad_sweep_flags_exit_2_before_any_training(monkeypatch, capsys, tmp_path, arguments, message):
-    code, _, err = run_cli(monkeypatch, capsys, *arguments, "--sweep-dir", str(tmp_path / "sweep"))
+def test_bad_sweep_flags_exit_2_before_any_training(run_cli, tmp_path, arguments, message):
+    code, _, err = run_cli(*arguments, "--sweep-dir", str(tmp_path / "sweep"))
     assert code == 2 and err.startswith("error:") and message in err
     assert not (tmp_path / "sweep" / "trials").exists() or not any((tmp_path / "sweep" / "trials").iterdir())
 
 
 @pytest.mark.slow
 @pytest.mark.network
-def test_the_cli_runs_trials_in_parallel_processes_and_resumes(monkeypatch, capsys, tmp_path):
+def test_the_cli_runs_trials_in_parallel_processes_and_resumes(run_cli, tmp_path):
     """Real MNIST (each trial is a process of its own, which the tiny test data set cannot reach)."""
     arguments = ["sweep", "--hidden-units", "16", "--batch-size", "1024,2048", "--epochs", "1", "--jobs", "2",
                  "--sweep-dir", str(tmp_path / "sweep")]
-    code, out, _ = run_cli(monkeypatch, capsys, *arguments)
+    code, out, _ = run_cli(*arguments)
     assert code == 0 and "trained 2, skipped 0" in out
     assert out.count(": test accuracy ") == 2 and "[2/2] finished mnist-16-e1-b" in out  # one line per trial
     with open(tmp_path / "sweep" / "sweep.csv", newline="") as stream:
@@ -322,5 +321,5 @@ def test_the_cli_runs_trials_in_parallel_processes_and_resumes(monkeypatch, caps
     assert [row["status"] for row in rows] == ["finished", "finished"]
     assert all(float(row["test_accuracy"]) > 0.5 for row in rows)
 
-    code, out, _ = run_cli(monkeypatch, capsys, *arguments)
+    code, out, _ = run_cli(*arguments)
     assert code == 0 and "trained 0, skipped 2" in out and "[2/2] skipped " in out

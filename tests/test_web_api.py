@@ -25,7 +25,6 @@ from digitlab.data.synthetic import digit_picture
 from digitlab.inference import predict
 from digitlab.web import app as web_app
 from digitlab.web import server as web_server
-from test_cli import run_cli
 
 
 def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
@@ -386,12 +385,12 @@ def test_a_worker_that_cannot_start_stops_the_server_with_an_error(tiny_run, tmp
     assert "server worker digitlab-serve-" in process.stderr and "stopped" in process.stderr, process.stderr[-2000:]
 
 
-def test_digitlab_serve_on_a_taken_port_is_one_clear_error(monkeypatch, capsys, tiny_run):
+def test_digitlab_serve_on_a_taken_port_is_one_clear_error(run_cli, tiny_run):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, _, err = run_cli(monkeypatch, capsys, "serve", "--model", str(tiny_run), "--port", str(port))
+        code, _, err = run_cli("serve", "--model", str(tiny_run), "--port", str(port))
     assert code == 2 and "cannot listen on 127.0.0.1" in err and "--port" in err
 
 

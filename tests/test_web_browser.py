@@ -368,3 +368,25 @@ def test_a_photo_over_the_body_limit_is_shrunk_in_the_browser_and_read(page_at, 
     expect(page.locator("#source-note")).to_contain_text("shrunk to 1600\u00a0\u00d7\u00a01200")
     assert answers == [200], answers
     assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("path, rendered", [("/docs", ".swagger-ui .opblock"), ("/redoc", "redoc-wrap, .redoc-wrap")])
+def test_the_api_docs_render_offline(browser, address, path, rendered):
+    """Swagger UI and ReDoc come from the server itself: they render with every outside request blocked."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    outside = []
+
+    def only_local(route):
+        if route.request.url.startswith(address):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(address + path)
+    page.wait_for_selector(rendered, timeout=30_000)
+    assert "predict" in page.inner_text("body").lower()  # the API's own operations are listed
+    assert not outside, f"{path} asked for outside resources: {outside}"
+    page.screenshot(path=str(ARTIFACTS / f"web-{path.strip('/')}-offline.png"))
+    page.close()

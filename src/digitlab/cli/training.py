@@ -27,8 +27,24 @@ def parse_whole_numbers(flag: str, text: str) -> tuple[int, ...]:
         raise ConfigError(f"{flag} takes comma-separated whole numbers like 512 or 512,256, got {text!r}") from err
 
 
+def parse_settings(texts: list[str]) -> dict[str, list]:
+    """`--set NAME=VALUES` flags -> {setting: [values]}, each value parsed as the TrainingConfig field's type."""
+    from digitlab.errors import ConfigError
+    from digitlab.sweeps.plan import parse_values
+
+    values: dict[str, list] = {}
+    for text in texts:
+        name, separator, listed = text.partition("=")
+        if not separator or not name.strip():
+            raise ConfigError(f"--set takes NAME=VALUES like learning_rate=0.001,0.01, got {text!r}")
+        name = name.strip().replace("-", "_")
+        values[name] = [*values.get(name, []), *parse_values(name, [listed])]
+    return values
+
+
 def train(
-    recipe: str = typer.Option("tutorial", help="Starting point: tutorial, mlp-dropout or cnn; flags override."),
+    recipe: str = typer.Option("tutorial", help="Starting point: tutorial, mlp-dropout, cnn, speedrun or best; "
+                               "flags override."),
     dataset: str | None = typer.Option(None, help="mnist or fashion-mnist.  [default: mnist]"),
     epochs: int | None = typer.Option(None, help="Passes over the training data.  [tutorial: 5]"),
     batch_size: int | None = typer.Option(None, help="Images per gradient step.  [tutorial: 64]"),
@@ -58,11 +74,14 @@ def train(
                                                 "(else $KERAS_DISTRIBUTION_NUM_PROCESSES, else 1)."),
     process_id: int | None = typer.Option(None, help="This process's number, 0..N-1; 0 writes the run "
                                              "(else $KERAS_DISTRIBUTION_PROCESS_ID)."),
+    setting: list[str] | None = typer.Option(None, "--set", help="Any other training setting, NAME=VALUE, "
+                                             "repeatable (e.g. --set kernel_size=5 --set batch_norm=true)."),
 ) -> None:
     """Train a network (the tutorial's recipe by default) and print its test accuracy."""
     from digitlab.backend import import_keras_in_background
 
     import_keras_in_background(backend)  # about a second: overlap it with everything up to training
+    from digitlab.errors import ConfigError
     from digitlab.training.distributed import DistributionSettings
     from digitlab.training.recipes import recipe_config
     from digitlab.training.train import train as train_run
@@ -72,7 +91,12 @@ def train(
              "validation_split": validation_split, "seed": seed, "max_train_images": max_train_images,
              "hidden_units": None if hidden_units is None else parse_whole_numbers("--hidden-units", hidden_units),
              "conv_filters": None if conv_filters is None else parse_whole_numbers("--conv-filters", conv_filters)}
-    config = recipe_config(recipe, **{name: value for name, value in given.items() if value is not None})
+    given = {name: value for name, value in given.items() if value is not None}
+    for name, values in parse_settings(setting or []).items():
+        if len(values) != 1:
+            raise ConfigError(f"--set {name}= takes one value in `digitlab train` (a sweep takes several)")
+        given[name] = values[0]
+    config = recipe_config(recipe, **given)
     distribution = DistributionSettings.from_arguments(distribute, coordinator, num_processes, process_id)
     with RichProgress() as progress:
         result = train_run(config, run_dir=run_dir, backend=backend, from_dir=from_dir,
@@ -145,12 +169,8 @@ def sweep_command(
              "activation": activation, "dropout": dropout, "optimizer": optimizer, "learning_rate": learning_rate,
              "validation_split": validation_split}
     values = {name: parse_values(name, texts) for name, texts in flags.items() if texts}
-    for text in setting or []:
-        name, separator, listed = text.partition("=")
-        if not separator or not name.strip():
-            raise ConfigError(f"--set takes NAME=VALUES like learning_rate=0.001,0.01, got {text!r}")
-        name = name.strip().replace("-", "_")
-        values[name] = [*values.get(name, []), *parse_values(name, [listed])]
+    for name, listed in parse_settings(setting or []).items():
+        values[name] = [*values.get(name, []), *listed]
     if study:
         several = [name for name, listed in values.items() if len(listed) > 1]
         if several:

@@ -64,6 +64,8 @@ def forward_function(model) -> Callable:
     Raises:
         ValueError: the model has a layer that cannot be lowered (see `unsupported_reason`).
     """
+    import jax
+
     reason = unsupported_reason(model)
     if reason:
         raise ValueError(reason)
@@ -76,28 +78,37 @@ def forward_function(model) -> Callable:
                            tuple(non_trainable_index[id(v)] for v in layer.non_trainable_variables), kind,
                            "training" in inspect.signature(layer.call).parameters))
 
+    # A ReLU before a max-pool is applied after it instead: the same values (max and ReLU commute) on a
+    # quarter of the pixels, about 6% of a small convnet's step.
+    relu_after_pool = {index for index, (step, following) in enumerate(zip(steps, steps[1:], strict=False))
+                       if step.kind == "conv" and following.kind == "pool"
+                       and getattr(step.layer.activation, "__name__", "") == "relu"}
+
     def forward(trainable, non_trainable, inputs, training: bool = False):
         non_trainable = list(non_trainable)
         outputs = inputs
-        for step in steps:
-            weights = [trainable[index] for index in step.trainable]
+        for index, step in enumerate(steps):
+            weights = [trainable[position] for position in step.trainable]
             if step.kind == "conv":
-                outputs = convolution(outputs, step.layer, *weights)
+                outputs = convolution(outputs, step.layer, *weights, activate=index not in relu_after_pool)
             elif step.kind == "pool":
                 outputs = max_pool(outputs, tuple(step.layer.pool_size))
+                if index - 1 in relu_after_pool:
+                    outputs = jax.nn.relu(outputs)
             else:
                 options = {"training": training} if step.takes_training else {}
                 outputs, updated = step.layer.stateless_call(
                     weights, [non_trainable[index] for index in step.non_trainable], outputs, **options)
-                for index, value in zip(step.non_trainable, updated, strict=True):
-                    non_trainable[index] = value
+                for position, value in zip(step.non_trainable, updated, strict=True):
+                    non_trainable[position] = value
         return outputs, non_trainable
 
     return forward
 
 
-def convolution(inputs, layer, kernel, bias=None):
-    """`layer` (a Conv2D, strides 1) on (batch, rows, columns, channels) as shifted slices and one matmul."""
+def convolution(inputs, layer, kernel, bias=None, activate: bool = True):
+    """`layer` (a Conv2D, strides 1) on (batch, rows, columns, channels) as shifted slices and one matmul;
+    with `activate` False, without its activation."""
     import jax.numpy as jnp
 
     kernel_rows, kernel_columns, channels, filters = kernel.shape
@@ -112,7 +123,7 @@ def convolution(inputs, layer, kernel, bias=None):
     outputs = patches @ kernel.reshape(kernel_rows * kernel_columns * channels, filters)
     if bias is not None:
         outputs = outputs + bias
-    return layer.activation(outputs)
+    return layer.activation(outputs) if activate else outputs
 
 
 def max_pool(inputs, pool_size: tuple[int, int]):

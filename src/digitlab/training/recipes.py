@@ -43,6 +43,19 @@ RECIPES: dict[str, Recipe] = {
                {"architecture": "cnn", "conv_filters": (32, 64), "hidden_units": (), "dropout": 0.5,
                 "batch_size": 128, "epochs": 15, "validation_split": 0.1},
                0.9922),
+        Recipe("speedrun", "the fastest way found here to 99% on 2 CPU cores: Conv 5x5 16, pool, Conv 5x5 32, "
+               "pool, softmax; Adam with a one-cycle schedule peaking at 0.03, batch 128, 2 epochs",
+               {"architecture": "cnn", "conv_filters": (16, 32), "kernel_size": 5, "hidden_units": (),
+                "batch_size": 128, "epochs": 2, "learning_rate": 0.03, "learning_rate_schedule": "one-cycle"},
+               0.9904),
+        Recipe("best", "the most accurate single model found here within 15 minutes on 2 CPU cores: "
+               "2 x (Conv 3x3 32, batch norm), pool, 2 x (Conv 3x3 64, batch norm), pool, Dense 128, Dropout 0.4; "
+               "random shifts, rotations and zooms; Adam, one-cycle, batch 128",
+               {"architecture": "cnn", "conv_filters": (32, 64), "convs_per_block": 2, "batch_norm": True,
+                "hidden_units": (128,), "dropout": 0.4, "batch_size": 128, "epochs": 10, "learning_rate": 0.005,
+                "learning_rate_schedule": "one-cycle", "augment_shift": 0.1, "augment_rotation": 10.0,
+                "augment_zoom": 0.1},
+               0.9964),
     )
 }
 

@@ -140,9 +140,12 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
             runs.write_json(run_path / runs.CONFIG_FILE, run_config.to_dict())
         return _train_and_save(keras, config, backend_name, data, distribution, run_path, fit_loop,
                                callbacks, verbose, import_seconds)
-    except BaseException:
+    except BaseException as err:
         if run_path:
             runs.remove_failed_run(run_path)  # a run that crashed leaves nothing half-written
+        if "RESOURCE_EXHAUSTED" in str(err):  # XLA could not allocate: activations, not weights (see _check_memory)
+            raise ConfigError(f"training ran out of memory ({str(err).splitlines()[0][:200]}); use a smaller "
+                              "--batch-size or a smaller network") from err
         raise
 
 

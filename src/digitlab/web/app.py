@@ -203,6 +203,13 @@ def _add_page(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
+# The docs pages may load only what this server serves: ReDoc's page otherwise fetches its logo from
+# cdn.redoc.ly. Inline scripts and styles are how FastAPI's pages start Swagger UI and ReDoc; ReDoc
+# runs a web worker from a blob: URL.
+DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'")
+
+
 def _add_docs(app: FastAPI) -> None:
     """/docs (Swagger UI) and /redoc (ReDoc) on assets served from here: FastAPI's recipe for
     self-hosting them, with the files the fastapi-offline package ships."""
@@ -211,19 +218,23 @@ def _add_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title="digitlab - Swagger UI",
+        page = get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title="digitlab - Swagger UI",
                                    swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
                                    swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
                                    # No badge that asks validator.swagger.io about the description.
                                    swagger_ui_parameters={"validatorUrl": None})
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title="digitlab - ReDoc",
+        page = get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title="digitlab - ReDoc",
                               redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
                               redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
 
 
 def _add_api(app: FastAPI, predictor: BatchedClassifier, description: dict[str, Any], max_body_bytes: int) -> None:
