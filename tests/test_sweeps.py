@@ -150,6 +150,21 @@ def test_a_sweep_trains_real_runs_and_a_rerun_skips_the_finished_ones(tiny_mnist
     assert sorted(trainer.trained) == sorted(str(trials_dir / name) for name in names[:2])
 
 
+def test_a_diverged_trial_is_kept_reported_and_not_trained_again(tiny_mnist, tmp_path):
+    settings = {**{key: [value] for key, value in TINY.items()}, "optimizer": ["sgd"], "learning_rate": [1e30]}
+    plan = plans.grid_plan(settings, seeds=1)
+    trainer = CountingTrainer()
+    result = runner.run_sweep(plan, tmp_path / "sweep", trainer=trainer, isolate=False)
+    assert result.trained == 1 and len(trainer.trained) == 1
+    with open(tmp_path / "sweep" / "sweep.csv", newline="") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert row["status"] == "diverged" and row["test_accuracy"] == ""
+
+    trainer = CountingTrainer()
+    result = runner.run_sweep(plan, tmp_path / "sweep", trainer=trainer, isolate=False)
+    assert (result.trained, result.skipped) == (0, 1) and trainer.trained == []
+
+
 def test_sweep_csv_and_md_hold_every_trial_and_the_mean_and_std_over_seeds(tiny_mnist, tmp_path):
     plan = plans.grid_plan({**{key: [value] for key, value in TINY.items()}, "batch_size": [16, 64]}, seeds=3)
     result = runner.run_sweep(plan, tmp_path / "sweep", isolate=False)

@@ -1,7 +1,8 @@
 """Run a sweep: train its unfinished trials, one process each (or in this one), then write the summaries.
 
-A trial is finished when its metrics.json says "finished"; a folder left by an interrupted or
-crashed trial is cleared and trained again, so running the same sweep again goes on where it stopped.
+A trial is done when its metrics.json says "finished" (or "diverged": the same settings and seed would
+diverge again); a folder left by an interrupted or crashed trial is cleared and trained again, so running
+the same sweep again goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from digitlab.errors import ConfigError
 from digitlab.record import RunMetrics
 from digitlab.sweeps import studies
 from digitlab.sweeps.plan import TRIALS_DIR, SweepPlan, Trial
-from digitlab.sweeps.summary import SweepSummary, read_trial, trial_status, write_summaries
+from digitlab.sweeps.summary import FINAL_STATUSES, SweepSummary, read_trial, trial_status, write_summaries
 
 SWEEP_FILE = "sweep.json"
 
@@ -96,7 +97,7 @@ class _Tally:
         """`status`: "skipped" (finished earlier), or what the trainer returned."""
         self.done += 1
         self.skipped += status == "skipped"
-        self.trained += status == "finished"
+        self.trained += status in FINAL_STATUSES
         self.interrupted = self.interrupted or status == "interrupted"
         if self.on_trial is not None:
             _, metrics = read_trial(self.trials_dir / trial.name)
@@ -149,10 +150,10 @@ def run_sweep(plan: SweepPlan, sweep_dir: str | Path | None = None, jobs: int = 
 
 
 def _skip_finished(trials: Sequence[Trial], tally: _Tally) -> list[Trial]:
-    """The trials still to train; each finished one is counted as skipped."""
+    """The trials still to train; each finished (or diverged) one is counted as skipped."""
     pending = []
     for trial in trials:
-        if trial_status(tally.trials_dir / trial.name, trial.config) == "finished":
+        if trial_status(tally.trials_dir / trial.name, trial.config) in FINAL_STATUSES:
             tally.record(trial, "skipped")
         else:
             pending.append(trial)
@@ -191,7 +192,7 @@ def _train_in_processes(pending: Sequence[Trial], tally: _Tally, jobs: int, trai
 
 
 def _clear(run_dir: Path, config: TrainingConfig) -> Path:
-    """Remove what an unfinished attempt left in a trial folder (never a finished trial of this config)."""
-    if run_dir.exists() and trial_status(run_dir, config) != "finished":
+    """Remove what an unfinished attempt left in a trial folder (never a finished or diverged trial of this config)."""
+    if run_dir.exists() and trial_status(run_dir, config) not in FINAL_STATUSES:
         shutil.rmtree(run_dir)
     return run_dir

@@ -34,7 +34,7 @@ CSV_METRICS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss", "va
 
 
 def read_trial(run_dir: str | Path, config: TrainingConfig | None = None) -> tuple[str, RunMetrics | None]:
-    """A trial folder's status (see `trial_status`) and, when finished or interrupted, its metrics."""
+    """A trial folder's status (see `trial_status`) and, when it ended, its metrics."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         return "pending", None
@@ -42,7 +42,7 @@ def read_trial(run_dir: str | Path, config: TrainingConfig | None = None) -> tup
         run = runs.read_run(run_dir)
     except DigitlabError:
         return "incomplete", None
-    if run.metrics is None or run.metrics.status not in ("finished", "interrupted"):
+    if run.metrics is None or run.metrics.status not in ("finished", "interrupted", "diverged"):
         return "incomplete", None
     if config is not None and run.config.training != config:
         return "incomplete", None
@@ -50,9 +50,10 @@ def read_trial(run_dir: str | Path, config: TrainingConfig | None = None) -> tup
 
 
 def trial_status(run_dir: str | Path, config: TrainingConfig | None = None) -> str:
-    """'finished' or 'interrupted' (from metrics.json), 'incomplete' (a folder without it) or 'pending'.
+    """'finished', 'interrupted' or 'diverged' (from metrics.json), 'incomplete' (a folder without it) or
+    'pending'.
 
-    With `config`, a finished run trained with other settings counts as 'incomplete' (to be trained again).
+    With `config`, a run trained with other settings counts as 'incomplete' (to be trained again).
     """
     return read_trial(run_dir, config)[0]
 
@@ -284,3 +285,8 @@ def _grid_table(names: Sequence[str], members: Sequence[GroupSummary]) -> list[s
                      f"{_mean_std_text(group.fit_seconds, scale=1.0, digits=1, unit='')} |")
     lines.append("")
     return lines
+
+
+# A trial that ended one of these ways is not trained again: a finished one is done, and a diverged one
+# would diverge again (the same settings and seed give the same numbers).
+FINAL_STATUSES = ("finished", "diverged")
