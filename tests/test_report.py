@@ -107,13 +107,6 @@ def test_the_cli_writes_a_report_and_fails_cleanly_on_a_missing_run(run_cli, tin
     assert code == 2 and "metrics.json is missing" in err
 
 
-def test_history_is_read_back_as_written(tmp_path):
-    history = {"loss": [0.5, 0.25], "accuracy": [0.8, 0.9], "val_loss": [0.6, 0.4], "val_accuracy": [0.7, 0.85]}
-    runs.write_history(tmp_path / "history.csv", history)
-    assert report.read_history(tmp_path / "history.csv") == history
-    assert report.read_history(tmp_path / "missing.csv") == {}
-
-
 def test_importing_the_analysis_and_sweep_modules_or_the_cli_imports_neither_matplotlib_nor_keras():
     modules = ("cli", "analysis.compare", "analysis.evaluate", "analysis.formatting", "analysis.metrics",
                "analysis.plots", "analysis.report", "sweeps.plan", "sweeps.runner", "sweeps.studies", "sweeps.summary")

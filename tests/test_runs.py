@@ -116,3 +116,10 @@ def test_train_with_a_file_as_run_dir_exits_2_with_one_line(run_cli, tmp_path, d
     assert code == 2 and err.startswith("error:") and "is a file, not a folder" in err
     assert err.strip().count("\n") == 0 and "Traceback" not in err
     assert path.read_text() == "mine"
+
+
+def test_history_is_read_back_as_written(tmp_path):
+    history = {"loss": [0.5, 0.25], "accuracy": [0.8, 0.9], "val_loss": [0.6, 0.4], "val_accuracy": [0.7, 0.85]}
+    runs.write_history(tmp_path / "history.csv", history)
+    assert runs.read_history(tmp_path / "history.csv") == history
+    assert runs.read_history(tmp_path / "missing.csv") == {}

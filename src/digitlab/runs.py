@@ -150,6 +150,17 @@ def write_history(path: Path, history: dict[str, list[float]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
+def read_history(path: str | Path) -> dict[str, list[float]]:
+    """history.csv back into {"loss": [...], "accuracy": [...], ...} (empty if the file is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    names = [name for name in (rows[0].keys() if rows else []) if name != "epoch"]
+    return {name: [float(row[name]) for row in rows] for name in names}
+
+
 def read_json(path: str | Path) -> dict[str, Any]:
     """The JSON object in `path`: the one reader of every JSON file digitlab writes.
 

@@ -8,7 +8,6 @@ mistakes.png and predictions.png.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import re
 from collections.abc import Sequence
@@ -51,17 +50,6 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
-def read_history(path: str | Path) -> dict[str, list[float]]:
-    """history.csv back into {"loss": [...], "accuracy": [...], ...} (empty if the file is missing)."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    with path.open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    names = [name for name in (rows[0].keys() if rows else []) if name != "epoch"]
-    return {name: [float(row[name]) for row in rows] for name in names}
-
-
 def write_report(run_dir: str | Path, data_root: str | Path | None = None, backend: str | None = None,
                  mistakes: int = 36, samples: int = 36, seed: int = 0) -> Path:
     """Write RUN_DIR/report.html and its PNGs for a saved run; return the HTML file's path.
@@ -101,7 +89,7 @@ def _draw_figures(run: Run, images: np.ndarray, labels: np.ndarray, probabilitie
     run_dir = run.path
     class_names = list(run.config.class_names)
     predicted = probabilities.argmax(axis=1)  # (N,)
-    history = read_history(run_dir / runs.HISTORY_FILE)
+    history = runs.read_history(run_dir / runs.HISTORY_FILE)
     plots.plot_learning_curves(history, run.metrics, run_dir / LEARNING_CURVES_FILE,
                                title=f"Learning curves: {run_dir.resolve().name}")
     plots.plot_confusion_matrix(evaluation.confusion_matrix, class_names, run_dir / CONFUSION_MATRIX_FILE)

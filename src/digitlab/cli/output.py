@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from digitlab.errors import EXIT_BAD_INPUT, EXIT_FAILED
+from digitlab.errors import EXIT_FAILED
 
 console = Console()
 error_console = Console(stderr=True)
 
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "RichProgress", "console", "error_console",
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "RichProgress", "console", "error_console",
            "print_error", "print_warning"]
 
 

@@ -69,6 +69,7 @@ class _PreparedData:
     training_targets: np.ndarray  # (N, 10) one-hot float32
     test_inputs: np.ndarray
     test_targets: np.ndarray
+    training_count: int  # this process's images trained on: what the validation split leaves
     seconds: float
 
 
@@ -183,20 +184,21 @@ def _prepare_data(config: TrainingConfig, distribution: DistributionSettings, da
         config.dataset, root=data_root, from_dir=from_dir, progress=progress, notice=notice)
     if config.max_train_images:
         train_images, train_labels = train_images[:config.max_train_images], train_labels[:config.max_train_images]
-    _check_split(config, len(train_images))
     # Several processes: each trains on its own share; Keras assembles the global batches.
     train_images, train_labels = distributed.shard(train_images, distribution), distributed.shard(train_labels, distribution)
+    training_count = _training_count(config, len(train_images))
     test_images, test_labels = distributed.shard(test_images, distribution), distributed.shard(test_labels, distribution)
     return _PreparedData(
         training_inputs=arrays.prepare_images(train_images, config.input_shape),  # (60000, 784) float32 in [0, 1]
         training_targets=arrays.one_hot(train_labels),  # (60000, 10) float32
         test_inputs=arrays.prepare_images(test_images, config.input_shape),  # (10000, 784) or (10000, 28, 28, 1)
         test_targets=arrays.one_hot(test_labels),  # (10000, 10)
+        training_count=training_count,
         seconds=time.perf_counter() - started)
 
 
-def _check_split(config: TrainingConfig, image_count: int) -> None:
-    """Both parts of a validation split must hold images (as Keras splits: the last fraction)."""
+def _training_count(config: TrainingConfig, image_count: int) -> int:
+    """Images trained on, as Keras splits (the last fraction validates); both parts must hold images."""
     training_count = int(image_count * (1.0 - config.validation_split))
     if training_count < 1:
         raise ConfigError(f"--validation-split {config.validation_split} leaves no training images out of "
@@ -204,6 +206,7 @@ def _check_split(config: TrainingConfig, image_count: int) -> None:
     if config.validation_split and training_count >= image_count:
         raise ConfigError(f"--validation-split {config.validation_split} leaves no validation images out of "
                           f"{image_count}; use a larger split, more images, or no split")
+    return training_count
 
 
 def _run_config(config: TrainingConfig, backend_name: str, data: _PreparedData, keras,
@@ -228,7 +231,7 @@ def _train_and_save(keras, config: TrainingConfig, backend_name: str, data: _Pre
     model = build_model(config, backend=backend_name)
     # Each process feeds its share of every global batch.
     batch_size = config.batch_size // distribution.num_processes
-    steps_per_epoch = math.ceil(int(len(data.training_inputs) * (1 - config.validation_split)) / batch_size)
+    steps_per_epoch = math.ceil(data.training_count / batch_size)
     _compile(keras, model, config, backend_name, steps_per_epoch)
 
     outcome = _fit(keras, model, config, data, batch_size, fit_loop, [*callbacks], distribution_callbacks, verbose)
@@ -244,7 +247,7 @@ def _train_and_save(keras, config: TrainingConfig, backend_name: str, data: _Pre
         # would join; save a local copy instead (every process makes one, to stay in step).
         model = distributed.local_copy(model, lambda: _compile(keras, build_model(config), config, backend_name,
                                                                               steps_per_epoch))
-    training_samples = int(len(data.training_inputs) * (1 - config.validation_split)) * distribution.num_processes
+    training_samples = data.training_count * distribution.num_processes
     metrics = _run_metrics(outcome, test, training_samples, backend_name, model,
                            {"data_seconds": data.seconds, "import_seconds": import_seconds,
                             "evaluate_seconds": evaluate_seconds})
