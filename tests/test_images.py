@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from digitlab.data import framing
 from digitlab.errors import ImageError
 from digitlab.inference import images, ink
 
@@ -88,7 +89,7 @@ def test_uneven_lighting_and_noise_are_removed(reference):
 def test_bold_strokes_are_thinned_and_hairlines_thickened(monkeypatch):
     bold, hairline = draw_shape(width=30), draw_shape(size=(90, 70), box=(30, 15, 50, 55), width=1)
     thinned, thickened = images.prepare_image(bold), images.prepare_image(hairline)
-    monkeypatch.setattr(ink, "STROKE_WIDTH_RANGE", (0.0, 100.0))  # leave widths alone
+    monkeypatch.setattr(framing, "STROKE_WIDTH_RANGE", (0.0, 100.0))  # leave widths alone
     as_drawn_bold, as_drawn_hairline = images.prepare_image(bold), images.prepare_image(hairline)
     assert ink.stroke_width(thinned) < ink.stroke_width(as_drawn_bold) - 0.5
     assert ink.stroke_width(thickened) > ink.stroke_width(as_drawn_hairline) + 0.25
