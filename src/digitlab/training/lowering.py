@@ -7,8 +7,9 @@ written as the kh x kw shifted slices of its input, concatenated on the channel 
 matmul with the kernel reshaped to (kh * kw * in, out) takes 21 ms with 2x2 max-pooling written as a
 reshape and a max (`benchmarks/conv_speed.py` measures them side by side).
 
-Only `Conv2D` and `MaxPooling2D` are lowered. Every other layer runs through its own
-`Layer.stateless_call`, so Dense, Dropout, BatchNormalization, Flatten and the rest compute exactly
+`Conv2D` and `MaxPooling2D` are lowered, and a run of RandomTranslation, RandomRotation and RandomZoom
+layers is fused into one random affine warp when training (`augment.py`). Every other layer runs
+through its own `Layer.stateless_call`, so Dense, Dropout, BatchNormalization, Flatten and the rest compute exactly
 what Keras computes, and the model stays a plain Keras model with the same weights: `model.keras`
 loads in stock Keras and predicts what the lowered forward pass computed (to float rounding).
 """
@@ -19,6 +20,8 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any
+
+from digitlab.training import augment
 
 # Layers the lowered forward pass runs through their own stateless_call.
 PASS_THROUGH = ("Dense", "Dropout", "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "Reshape",
@@ -33,8 +36,10 @@ class _Step:
     layer: Any
     trainable: tuple[int, ...]  # indices into model.trainable_variables
     non_trainable: tuple[int, ...]  # indices into model.non_trainable_variables
-    kind: str  # "conv", "pool" or "layer"
+    kind: str  # "conv", "pool", "augment" or "layer"
     takes_training: bool
+    # "augment": the ranges of the fused augmentation layers (their first layer's seed state is non_trainable[0]).
+    ranges: augment.AffineRanges | None = None
 
 
 def unsupported_reason(model) -> str:
@@ -74,6 +79,17 @@ def forward_function(model) -> Callable:
     steps = []
     for layer in model.layers:
         kind = {"Conv2D": "conv", "MaxPooling2D": "pool"}.get(layer.__class__.__name__, "layer")
+        if kind == "layer" and _is_plain_batch_norm(layer):
+            kind = "norm"
+        if layer.__class__.__name__ in augment.AUGMENTATION_LAYERS and not augment.unsupported_reason(layer):
+            kind = "augment"
+            if steps and steps[-1].kind == "augment":  # fuse with the augmentation layers before it
+                fused = [*steps[-1].layer, layer]
+                steps[-1] = dataclasses.replace(steps[-1], layer=fused, ranges=augment.ranges_from_layers(fused))
+                continue
+            steps.append(_Step([layer], (), tuple(non_trainable_index[id(v)] for v in layer.non_trainable_variables),
+                               kind, True, augment.ranges_from_layers([layer])))
+            continue
         steps.append(_Step(layer, tuple(trainable_index[id(v)] for v in layer.trainable_variables),
                            tuple(non_trainable_index[id(v)] for v in layer.non_trainable_variables), kind,
                            "training" in inspect.signature(layer.call).parameters))
@@ -91,6 +107,17 @@ def forward_function(model) -> Callable:
             weights = [trainable[position] for position in step.trainable]
             if step.kind == "conv":
                 outputs = convolution(outputs, step.layer, *weights, activate=index not in relu_after_pool)
+            elif step.kind == "norm":
+                moving = [non_trainable[position] for position in step.non_trainable]
+                outputs, moving = batch_norm(outputs, step.layer, *weights, *moving, training=training)
+                for position, value in zip(step.non_trainable, moving, strict=True):
+                    non_trainable[position] = value
+            elif step.kind == "augment":
+                if training:  # as Keras's layers: identity when predicting
+                    seed_position = step.non_trainable[0]
+                    outputs = augment.random_affine(outputs, jax.random.wrap_key_data(non_trainable[seed_position]),
+                                                    step.ranges)
+                    non_trainable[seed_position] = non_trainable[seed_position] + jax.numpy.array([0, 1], "uint32")
             elif step.kind == "pool":
                 outputs = max_pool(outputs, tuple(step.layer.pool_size))
                 if index - 1 in relu_after_pool:
@@ -133,3 +160,32 @@ def max_pool(inputs, pool_size: tuple[int, int]):
     rows, columns = rows // pool_rows, columns // pool_columns
     inputs = inputs[:, :rows * pool_rows, :columns * pool_columns, :]
     return inputs.reshape(batch, rows, pool_rows, columns, pool_columns, channels).max(axis=(2, 4))
+
+
+def _is_plain_batch_norm(layer) -> bool:
+    """A BatchNormalization over the last axis, with its shift and scale, that `batch_norm` computes."""
+    return (layer.__class__.__name__ == "BatchNormalization" and layer.axis in (-1, len(layer.input.shape) - 1)
+            and layer.center and layer.scale and not layer.renorm and layer.trainable)
+
+
+def batch_norm(inputs, layer, gamma, beta, moving_mean, moving_variance, training: bool):
+    """`layer` (a BatchNormalization over the last axis) as Keras computes it, its batch statistics taken
+    in one pass (mean and mean of squares). Returns the outputs and the new moving mean and variance."""
+    import jax.numpy as jnp
+
+    if not training:
+        mean, variance = moving_mean, moving_variance
+    else:
+        axes = tuple(range(inputs.ndim - 1))
+        mean = jnp.mean(inputs, axis=axes)
+        variance = jnp.maximum(jnp.mean(jnp.square(inputs), axis=axes) - jnp.square(mean), 0.0)
+        moving_mean = moving_mean * layer.momentum + mean * (1.0 - layer.momentum)
+        moving_variance = moving_variance * layer.momentum + variance * (1.0 - layer.momentum)
+    scale = gamma * jax_rsqrt(variance + layer.epsilon)
+    return inputs * scale + (beta - mean * scale), [moving_mean, moving_variance]
+
+
+def jax_rsqrt(values):
+    import jax
+
+    return jax.lax.rsqrt(values)
