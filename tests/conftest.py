@@ -93,6 +93,19 @@ def tiny_run(tmp_path_factory):
     return folder / "run"
 
 
+@pytest.fixture(scope="session")
+def tutorial_classifier(tmp_path_factory):
+    """The tutorial's network trained on real MNIST (fetched through the default sources if missing)."""
+    from digitlab.config import TrainingConfig
+    from digitlab.inference import predict
+    from digitlab.training.train import train
+
+    run = train(TrainingConfig(), run_dir=tmp_path_factory.mktemp("tutorial") / "run", verbose=0)
+    if run.metrics.test_accuracy <= 0.97:
+        raise RuntimeError(f"the tutorial's network reached only {run.metrics.test_accuracy:.2%}")
+    return predict.load_classifier(run.run_dir)
+
+
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """Run `digitlab ARGS...` in-process through its real entry point; returns (exit status, stdout, stderr)."""

@@ -9,12 +9,10 @@ import pytest
 from PIL import Image
 
 import digitlab
-from digitlab.config import TrainingConfig
 from digitlab.data import datasets
 from digitlab.data.synthetic import digit_picture, find_fonts, write_handwritten, write_printed
 from digitlab.errors import ImageError, ModelError, RunFolderError
 from digitlab.inference import predict
-from digitlab.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +157,8 @@ LINE = re.compile(r"^(?P<path>.+): (?P<digit>\d) \((?P<percent>\d+\.\d)%\)  (?P<
 
 
 def test_cli_prints_one_line_per_image_and_exits_1_when_one_failed(run_cli, tiny_run, image_folder):
-    code, out, err = run_cli("predict", str(image_folder), "--model", str(tiny_run))
+    # The tiny model is unsure of everything: name its best digit whatever its probability.
+    code, out, err = run_cli("predict", str(image_folder), "--model", str(tiny_run), "--min-confidence", "0")
     lines = out.strip().splitlines()
     assert code == 1 and len(lines) == 3
     for line, name in zip(lines, ["a.png", "b.jpg", "c.png"], strict=True):
@@ -170,9 +169,20 @@ def test_cli_prints_one_line_per_image_and_exits_1_when_one_failed(run_cli, tiny
     assert "d.png" in err and "not an image" in err and "1 of 4 images failed" in err
 
 
+def test_cli_refuses_below_min_confidence_with_a_reason_and_exit_0(run_cli, tiny_run, image_folder):
+    code, out, _ = run_cli("predict", str(image_folder / "a.png"), "--model", str(tiny_run), "--min-confidence", "1")
+    assert code == 0 and re.match(r"^.+a\.png: no digit: unsure  \d .+%", out.strip()), out
+    code, out, _ = run_cli("predict", str(image_folder / "a.png"), "--model", str(tiny_run), "--min-confidence", "1",
+                           "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["digit"] is None and answer["reason"] == "unsure" and len(answer["probabilities"]) == 10
+    code, _, err = run_cli("predict", str(image_folder / "a.png"), "--model", str(tiny_run), "--min-confidence", "2")
+    assert code == 2 and "min-confidence" in err
+
+
 def test_cli_json_and_top(run_cli, tiny_run, image_folder):
     code, out, _ = run_cli("predict", str(image_folder / "a.png"), str(image_folder / "d.png"),
-                           "--model", str(tiny_run), "--json")
+                           "--model", str(tiny_run), "--json", "--min-confidence", "0")
     first, second = [json.loads(line) for line in out.strip().splitlines()]
     assert code == 1 and first["path"].endswith("a.png") and len(first["probabilities"]) == 10
     assert first["digit"] == int(np.argmax(first["probabilities"]))
@@ -180,7 +190,7 @@ def test_cli_json_and_top(run_cli, tiny_run, image_folder):
     assert second["path"].endswith("d.png") and "not an image" in second["error"] and "digit" not in second
 
     code, out, _ = run_cli("predict", str(image_folder / "a.png"), "--model", str(tiny_run),
-                           "--top", "5")
+                           "--top", "5", "--min-confidence", "0")
     assert code == 0 and len(LINE.match(out.strip())["ranked"].split(" | ")) == 5
     code, _, _ = run_cli("predict", str(image_folder / "a.png"), "--top", "0")
     assert code == 2
@@ -212,7 +222,7 @@ def test_cli_uses_the_latest_finished_run(run_cli, monkeypatch, tiny_run, image_
 
     monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_run, tmp_path / "runs" / "20260101-000000-tiny")
-    code, out, _ = run_cli("predict", str(image_folder / "a.png"))
+    code, out, _ = run_cli("predict", str(image_folder / "a.png"), "--min-confidence", "0")
     assert code == 0 and LINE.match(out.strip())
 
 
@@ -222,14 +232,6 @@ def test_cli_folder_without_images_is_a_bad_argument(run_cli, tmp_path):
 
 
 # --- real accuracy (slow): the tutorial's recipe on photo-like and printed digits -------------
-
-
-@pytest.fixture(scope="session")
-def tutorial_classifier(tmp_path_factory):
-    """The tutorial's network trained on real MNIST (fetched through the default sources if missing)."""
-    run = train(TrainingConfig(), run_dir=tmp_path_factory.mktemp("tutorial") / "run", verbose=0)
-    assert run.metrics.test_accuracy > 0.97
-    return predict.load_classifier(run.run_dir)
 
 
 def accuracy(probabilities: np.ndarray, labels: list[int]) -> float:

@@ -95,4 +95,6 @@ def test_fast_loop_matches_model_fit_on_a_convnet():
 
 
 def test_every_recipe_has_a_published_figure():
-    assert all(0.97 < recipe.published_test_accuracy < 1 for recipe in RECIPES.values())
+    published = [recipe for recipe in RECIPES.values() if recipe.name != "reader"]
+    assert all(0.97 < recipe.published_test_accuracy < 1 for recipe in published)
+    assert RECIPES["reader"].published_test_accuracy is None  # its own task: nothing published to compare

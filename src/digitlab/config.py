@@ -74,6 +74,11 @@ class TrainingConfig:
     augment_shift: float = 0.0
     augment_rotation: float = 0.0
     augment_zoom: float = 0.0
+    # --- refusing what is not a digit ---
+    # Synthetic images that are not one digit (letters, symbols, scribbles, shapes, pairs and pieces
+    # of digits; `data/nondigits.py`) added to the training images as an extra class "not a digit",
+    # so that the model can refuse them (the reader recipe). 0: none, ten classes (the tutorial).
+    non_digit_images: int = 0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_NAMES:
@@ -147,6 +152,12 @@ class TrainingConfig:
                               f"choose one of: {', '.join(LEARNING_RATE_SCHEDULES)}")
         if not _is_number(self.warmup_fraction) or not 0.0 <= self.warmup_fraction < 1.0:
             raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if isinstance(self.non_digit_images, bool) or not isinstance(self.non_digit_images, int) \
+                or not 0 <= self.non_digit_images <= 1_000_000:
+            raise ConfigError(f"non_digit_images must be a whole number from 0 to 1,000,000, got {self.non_digit_images!r}")
+        if self.non_digit_images and self.dataset != "mnist":
+            raise ConfigError(f"non_digit_images teaches a digit reader to refuse non-digits: it needs --dataset mnist, "
+                              f"not {self.dataset}")
         for name, upper in (("augment_shift", 0.5), ("augment_rotation", 180.0), ("augment_zoom", 0.9)):
             value = getattr(self, name)
             if not _is_number(value) or not 0.0 <= value <= upper:

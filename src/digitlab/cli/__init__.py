@@ -30,6 +30,7 @@ app.command("report")(analysis.report_command)
 app.command("compare")(analysis.compare_command)
 app.command("sweep")(training.sweep_command)
 app.command("predict")(inference.predict)
+app.command("read")(inference.read)
 app.command("serve")(inference.serve_command)
 
 

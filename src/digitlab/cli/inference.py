@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from digitlab.cli.output import EXIT_FAILED, console, error_console
+from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE
 
 
 def predict(
@@ -18,14 +19,20 @@ def predict(
                                          "run under runs/."),
     top: int = typer.Option(3, min=1, help="How many most probable digits to show per image."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, digit, probabilities "
-                                 "(or path, error)."),
+                                 "(digit null and a reason when refused; or path, error)."),
+    min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, min=0.0, max=1.0, help="Name a digit only when "
+                                         "its probability is at least this; else the answer is 'unsure'."),
     save_preprocessed: Path | None = typer.Option(None, help="Write the 28x28 image the network saw, per "
                                                      "input, into this folder (PNG)."),
     workers: int | None = typer.Option(None, min=1, help="Processes reading images in parallel. Default: "
                                           "one per core for many images."),
     backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
 ) -> None:
-    """Read digits in your own images, prepared the way MNIST was made; exit status 1 if any file failed."""
+    """Read digits in your own images, prepared the way MNIST was made; exit status 1 if any file failed.
+
+    An image that is not one digit gets no digit and a reason instead ("not a digit", "several
+    digits": use `digitlab read`, "unsure"); that is an answer, not a failure.
+    """
     from digitlab.errors import ConfigError
     from digitlab.inference.predict import (
         ImagePreparer,
@@ -45,14 +52,18 @@ def predict(
     failed: list[str] = []
     try:
         classifier = load_classifier(model, backend=backend)
-        for result in classifier.classify_files(paths, preparer=preparer, save_preprocessed=save_preprocessed):
+        results = classifier.classify_files(paths, preparer=preparer, save_preprocessed=save_preprocessed,
+                                            min_confidence=min_confidence)
+        for result in results:
             if as_json:
                 print(json.dumps(result.to_dict()), flush=True)
             elif result.ok:
                 ranked = result.top(top)
                 names = classifier.class_names
                 listed = " | ".join(f"{_label(names, index)} {probability:.1%}" for index, probability in ranked)
-                print(f"{result.path}: {_label(names, result.digit)} ({ranked[0][1]:.1%})  {listed}", flush=True)
+                answer = f"{_label(names, result.digit)} ({ranked[0][1]:.1%})" if result.digit is not None else \
+                    f"no digit: {result.reason}"
+                print(f"{result.path}: {answer}  {listed}", flush=True)
             else:
                 from rich.markup import escape
 
@@ -62,6 +73,49 @@ def predict(
     finally:
         if preparer is not None:
             preparer.close()
+    if failed:
+        error_console.print(f"{len(failed)} of {len(paths)} images failed: {', '.join(failed)}", highlight=False,
+                            soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def read(
+    inputs: list[Path] = typer.Argument(..., help="Images of a line of digits (PNG, JPEG, ...) or folders of them.",
+                                        show_default=False),
+    model: Path | None = typer.Option(None, help="A run folder or a .keras file. Default: the latest finished "
+                                         "run under runs/ (train one with --recipe reader to read best)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, text, digits (digit, box, "
+                                 "probabilities), confidence (or path, error)."),
+    save_annotated: Path | None = typer.Option(None, help="Write each image with its digits' boxes drawn into this "
+                                                  "folder (PNG)."),
+    min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, min=0.0, max=1.0, help="Leave out digits read "
+                                         "with less probability than this."),
+    backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+) -> None:
+    """Read whole numbers: one line of handwritten digits per image; exit status 1 if any file failed."""
+    from rich.markup import escape
+
+    from digitlab.errors import ConfigError
+    from digitlab.inference.predict import image_files, load_classifier
+    from digitlab.inference.reading import read_files
+
+    paths = image_files(inputs)
+    if not paths:
+        raise ConfigError(f"no image files found in {', '.join(map(str, inputs))} "
+                          "(looked for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp)")
+    classifier = load_classifier(model, backend=backend)
+    failed: list[str] = []
+    for result in read_files(classifier, paths, min_confidence=min_confidence, save_annotated=save_annotated):
+        if as_json:
+            print(json.dumps(result.to_dict()), flush=True)
+        elif result.ok:
+            reading = result.reading
+            answer = f"{reading.text} ({reading.confidence:.1%})" if reading.text else "no digits read"
+            print(f"{result.path}: {answer}", flush=True)
+        else:
+            error_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
+        if not result.ok:
+            failed.append(str(result.path))
     if failed:
         error_console.print(f"{len(failed)} of {len(paths)} images failed: {', '.join(failed)}", highlight=False,
                             soft_wrap=True)

@@ -67,5 +67,7 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 # The names in the table's order, for settings and the command line.
 DATASET_NAMES = tuple(DATASETS)
+# The extra class of a model trained to refuse what is not one digit (config `non_digit_images`).
+NOT_A_DIGIT = "not a digit"
 # Keras's own copy of MNIST: one .npz of the four arrays.
 KERAS_MNIST_NPZ = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"

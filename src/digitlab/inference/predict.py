@@ -24,6 +24,7 @@ import numpy as np
 
 from digitlab import runs
 from digitlab.errors import DigitlabError, ImageError, ModelError
+from digitlab.inference import rejection
 from digitlab.inference.images import (
     IMAGE_SUFFIXES,
     MNIST_SIZE,
@@ -63,6 +64,7 @@ class FileResult:
     """The outcome for one file: a digit and its probabilities, or an error message."""
 
     path: Path
+    # The digit named, or None when the file failed or the answer was refused (see `reason`).
     digit: int | None = None
     # (classes,) float32, or None when the file failed.
     probabilities: np.ndarray | None = None
@@ -71,6 +73,8 @@ class FileResult:
     # Where the 28x28 image was written (with `save_preprocessed`), else None.
     preprocessed_path: Path | None = None
     error: str | None = None
+    # Why no digit is named although the file was read ("not a digit", "several digits", "unsure").
+    reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,11 +88,13 @@ class FileResult:
         return [(int(label), float(self.probabilities[label])) for label in order]
 
     def to_dict(self) -> dict[str, Any]:
-        """{"path", "digit", "probabilities"} or {"path", "error"}, ready for JSON."""
+        """{"path", "digit", "probabilities"} (with "reason" when digit is null) or {"path", "error"}, for JSON."""
         if self.error is not None:
             return {"path": str(self.path), "error": self.error}
         values: dict[str, Any] = {"path": str(self.path), "digit": self.digit,
                                   "probabilities": [float(f"{value:.6g}") for value in self.probabilities]}
+        if self.reason is not None:
+            values["reason"] = self.reason
         if self.preprocessed_path is not None:
             values["preprocessed"] = str(self.preprocessed_path)
         return values
@@ -116,6 +122,8 @@ class Classifier:
             raise ModelError(f"{self.source}: the model has {classes} outputs but its config names "
                              f"{len(names)} classes; is config.json from another run?")
         self.class_names = names
+        # Digits (MNIST), not named classes (Fashion-MNIST): an image wider than tall is "several digits".
+        self.digits_only = all(name in (str(index), rejection.NOT_A_DIGIT) for index, name in enumerate(names))
         self._forward = _forward_function(model)
 
     def __repr__(self) -> str:
@@ -148,6 +156,14 @@ class Classifier:
                    for start in range(0, len(inputs), LARGEST_BATCH)]
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.class_names)), np.float32)
 
+    def decide(self, probabilities: np.ndarray, prepared: np.ndarray,
+               min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> list[rejection.Decision]:
+        """A digit, or None and why, for each of (N, classes) probabilities of (N, 28, 28) prepared images."""
+        probabilities, prepared = np.asarray(probabilities), np.asarray(prepared)
+        if probabilities.ndim == 1:
+            probabilities, prepared = probabilities[None], prepared[None]
+        return rejection.decide(probabilities, prepared, self.class_names, min_confidence, self.digits_only)
+
     def predict(self, images) -> Prediction:
         """Classify one image or a batch: paths, PIL images, arrays (rows, columns[, channels]), or a
         stacked array (N, rows, columns).
@@ -166,14 +182,17 @@ class Classifier:
         return Prediction(probabilities.argmax(axis=1), probabilities, prepared)
 
     def classify_files(self, paths: Iterable[str | Path], preparer: ImagePreparer | None = None,
-                       save_preprocessed: str | Path | None = None) -> Iterator[FileResult]:
+                       save_preprocessed: str | Path | None = None,
+                       min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> Iterator[FileResult]:
         """Classify image files in order, one result per file; a bad file gets an error, not an exception.
 
         Args:
             paths: image files (see `image_files` to expand folders).
             preparer: worker processes to read and prepare the files in parallel; default: this process.
             save_preprocessed: a folder to write each 28x28 image the network saw into, as PNG.
+            min_confidence: the least probability of the best digit to name it (see `rejection`).
         """
+        rejection.check_min_confidence(min_confidence)
         paths = [Path(path) for path in paths]
         saved_names: set[str] = set()
         if save_preprocessed is not None:
@@ -186,17 +205,19 @@ class Classifier:
             batch = paths[start:start + FILE_BATCH]
             outcomes = list(itertools.islice(prepared, len(batch)))
             good = [index for index, (image, _) in enumerate(outcomes) if image is not None]
-            probabilities = self.probabilities(np.stack([outcomes[index][0] for index in good])) if good else None
+            prepared_images = np.stack([outcomes[index][0] for index in good]) if good else None
+            probabilities = self.probabilities(prepared_images) if good else None
+            decisions = self.decide(probabilities, prepared_images, min_confidence) if good else []
             row_of = {index: row for row, index in enumerate(good)}
             for index, (path, (image, error)) in enumerate(zip(batch, outcomes, strict=True)):
                 if image is None:
                     yield FileResult(path, error=error)
                     continue
-                row = probabilities[row_of[index]]
+                row, decision = probabilities[row_of[index]], decisions[row_of[index]]
                 written = None
                 if save_preprocessed is not None:
                     written = save_prepared_image(image, save_preprocessed / _unique_name(path, saved_names))
-                yield FileResult(path, int(row.argmax()), row, image, written)
+                yield FileResult(path, decision.digit, row, image, written, reason=decision.reason)
 
 
 class ImagePreparer:

@@ -26,6 +26,7 @@ from digitlab.backend import (
 )
 from digitlab.config import EVALUATION_BATCH_SIZE, TrainingConfig
 from digitlab.data import arrays, datasets
+from digitlab.data.catalog import NOT_A_DIGIT
 from digitlab.data.sources import ProgressCallback
 from digitlab.errors import ConfigError
 from digitlab.record import RunConfig, RunMetrics
@@ -66,11 +67,12 @@ class _PreparedData:
     """The tutorial's arrays, ready for the network, and how long they took."""
 
     training_inputs: np.ndarray  # (N, 784) float32 in [0, 1], or (N, 28, 28, 1) for convnets
-    training_targets: np.ndarray  # (N, 10) one-hot float32
+    training_targets: np.ndarray  # (N, classes) one-hot float32
     test_inputs: np.ndarray
     test_targets: np.ndarray
     training_count: int  # this process's images trained on: what the validation split leaves
     seconds: float
+    class_names: tuple[str, ...]  # the data set's classes, and "not a digit" with non_digit_images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,17 +186,40 @@ def _prepare_data(config: TrainingConfig, distribution: DistributionSettings, da
         config.dataset, root=data_root, from_dir=from_dir, progress=progress, notice=notice)
     if config.max_train_images:
         train_images, train_labels = train_images[:config.max_train_images], train_labels[:config.max_train_images]
+    class_names = tuple(datasets.get_spec(config.dataset).class_names)
+    if config.non_digit_images:
+        train_images, train_labels = _with_non_digits(train_images, train_labels, config)
+        class_names += (NOT_A_DIGIT,)
     # Several processes: each trains on its own share; Keras assembles the global batches.
     train_images, train_labels = distributed.shard(train_images, distribution), distributed.shard(train_labels, distribution)
     training_count = _training_count(config, len(train_images))
     test_images, test_labels = distributed.shard(test_images, distribution), distributed.shard(test_labels, distribution)
     return _PreparedData(
         training_inputs=arrays.prepare_images(train_images, config.input_shape),  # (60000, 784) float32 in [0, 1]
-        training_targets=arrays.one_hot(train_labels),  # (60000, 10) float32
+        training_targets=arrays.one_hot(train_labels, len(class_names)),  # (60000, classes) float32
         test_inputs=arrays.prepare_images(test_images, config.input_shape),  # (10000, 784) or (10000, 28, 28, 1)
-        test_targets=arrays.one_hot(test_labels),  # (10000, 10)
+        test_targets=arrays.one_hot(test_labels, len(class_names)),  # (10000, classes)
         training_count=training_count,
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started,
+        class_names=class_names)
+
+
+def _with_non_digits(images: np.ndarray, labels: np.ndarray, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training images and labels with config.non_digit_images synthetic non-digits (label 10) mixed in.
+
+    Half are drawn things (letters, symbols, scribbles, shapes), half pairs and misaligned pieces of
+    the training digits (what a wrong cut in a line of digits gives). The mix is shuffled with the
+    run's seed, so that a validation split (the last fraction) holds its share of both.
+    """
+    from digitlab.data import nondigits
+
+    drawn = config.non_digit_images // 2
+    shapes, _ = nondigits.render_non_digits(drawn, seed=config.seed)
+    pieces = nondigits.digit_fragments(images, config.non_digit_images - drawn, seed=config.seed + 1)
+    images = np.concatenate([images, shapes, pieces])
+    labels = np.concatenate([labels, np.full(config.non_digit_images, 10, dtype=labels.dtype)])
+    order = np.random.default_rng(config.seed).permutation(len(images))
+    return images[order], labels[order]
 
 
 def _training_count(config: TrainingConfig, image_count: int) -> int:
@@ -213,7 +238,7 @@ def _run_config(config: TrainingConfig, backend_name: str, data: _PreparedData, 
                 distribution: DistributionSettings) -> RunConfig:
     spec = datasets.get_spec(config.dataset)
     return RunConfig(training=config, backend=backend_name, input_shape=tuple(data.training_inputs.shape[1:]),
-                     class_names=tuple(spec.class_names),
+                     class_names=data.class_names,
                      data={"dataset": config.dataset, "checksums": spec.checksums},
                      versions=versions(backend_name), devices=tuple(_devices(keras)),
                      distribution={"strategy": distribution.strategy, "num_processes": distribution.num_processes,
@@ -228,7 +253,7 @@ def _train_and_save(keras, config: TrainingConfig, backend_name: str, data: _Pre
     # What a data-parallel fit and evaluate need (see distributed.callbacks); none otherwise.
     distribution_callbacks = distributed.callbacks() if distribution.strategy else []
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, backend=backend_name)
+    model = build_model(config, num_classes=len(data.class_names), backend=backend_name)
     # Each process feeds its share of every global batch.
     batch_size = config.batch_size // distribution.num_processes
     steps_per_epoch = math.ceil(data.training_count / batch_size)
@@ -245,8 +270,8 @@ def _train_and_save(keras, config: TrainingConfig, backend_name: str, data: _Pre
     if distribution.strategy:
         # Saving a replicated model may gather its weights with collectives that only this process
         # would join; save a local copy instead (every process makes one, to stay in step).
-        model = distributed.local_copy(model, lambda: _compile(keras, build_model(config), config, backend_name,
-                                                                              steps_per_epoch))
+        model = distributed.local_copy(model, lambda: _compile(keras, build_model(config, len(data.class_names)), config,
+                                                                backend_name, steps_per_epoch))
     training_samples = data.training_count * distribution.num_processes
     metrics = _run_metrics(outcome, test, training_samples, backend_name, model,
                            {"data_seconds": data.seconds, "import_seconds": import_seconds,

@@ -1,0 +1,353 @@
+"""Read a line of handwritten digits: "2026" from a photo, a scan or a drawing.
+
+Segmentation by recognition, in front of the digit classifier:
+
+1. The picture is shrunk to a working size and its ink separated from the paper as for one digit
+   (`ink.extract_ink`: uneven light, either polarity, noise).
+2. The ink is cut into pieces: connected strokes, with specks dropped and pieces stacked above one
+   another (a "5" whose bar came loose) joined. A piece wider than a digit (neighbours that touch or
+   overlap) gets candidate cuts at the low points of its column profile.
+3. Every way of grouping consecutive parts into digits is a path through a small graph; each group
+   is framed like MNIST and classified, all of them in one batch, and the path whose digits the
+   model believes most (the sum of the log-probabilities of each group's best digit, with a prior
+   on digit width) wins. A model with a "not a digit" class says so for halves and pairs of digits,
+   which is what steers the path; its refusals (letters, marks) are left out of the text.
+
+    reading = read_number(classifier, "meter.jpg")
+    reading.text, reading.confidence, [digit.box for digit in reading.digits]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.data.framing import fit_in_frame
+from digitlab.errors import DigitlabError, ImageError
+from digitlab.inference import rejection
+from digitlab.inference.images import _describe, _picture
+from digitlab.inference.ink import extract_ink
+
+# The line is analysed with its shorter side at most this many pixels (and its longer at most
+# WORKING_LONGEST): digits end up 20 pixels tall, so more detail only costs time.
+WORKING_SHORTEST = 112
+WORKING_LONGEST = 1200
+# Ink above this level (of 1) belongs to a stroke when cutting the line into pieces.
+STROKE_LEVEL = 0.25
+# Pieces smaller than this share of the line height (in both directions) are specks.
+SPECK_FRACTION = 0.12
+# Pieces wider than this many line heights may hold several digits and get candidate cuts.
+CUT_WIDTH = 0.75
+# A group of parts wider than this many line heights is not one digit.
+WIDEST_DIGIT = 1.35
+# Parts (and so candidate digits) per group at most.
+MOST_PARTS = 4
+# The longest numbers read (the ink is refused beyond, as not one line of digits).
+MOST_DIGITS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadDigit:
+    """One digit of a number read."""
+
+    # The digit (class index).
+    digit: int
+    # (x0, y0, x1, y1) in the picture's own pixels, x1 and y1 exclusive.
+    box: tuple[int, int, int, int]
+    # The model's probabilities for this digit's image, (classes,).
+    probabilities: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"digit": self.digit, "box": list(self.box),
+                "probabilities": [float(f"{value:.6g}") for value in self.probabilities]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """A number read from one picture."""
+
+    # The digits read, left to right ("" when none).
+    text: str
+    # Each digit with its box and probabilities.
+    digits: tuple[ReadDigit, ...]
+    # How sure the whole reading is: the product of each digit's probability (0 when nothing was read).
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "digits": [digit.to_dict() for digit in self.digits],
+                "confidence": float(f"{self.confidence:.6g}")}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    """A vertical slice of one piece of ink: the unit candidate digits are made of."""
+
+    pieces: tuple[int, ...]  # labels of its piece's strokes in the label image
+    left: int  # columns [left, right) in working pixels
+    right: int
+
+
+def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> Reading:
+    """Read one line of handwritten digits.
+
+    Args:
+        classifier: a loaded `Classifier` (any run; one with a "not a digit" class reads best).
+        image: a path, a binary file object, a PIL image, or an array (rows, columns[, channels]).
+        min_confidence: digits whose best probability is below this are left out of the text.
+
+    Raises:
+        ImageError: unreadable or too large (a blank picture reads as "").
+    """
+    rejection.check_min_confidence(min_confidence)
+    name = _describe(image)
+    picture = _picture(image, name)
+    working, scale = _working_pixels(picture)
+    ink = extract_ink(working)
+    if ink is None:
+        return Reading("", (), 0.0)
+    labels, pieces = _pieces(ink)
+    if not pieces:
+        return Reading("", (), 0.0)
+    line_height = _line_height(labels, pieces)
+    parts = _parts(ink, labels, pieces, line_height)
+    if len(parts) > 3 * MOST_DIGITS:
+        raise ImageError(f"{name}: too much ink to be one line of digits ({len(parts)} pieces); crop it to "
+                         "the number")
+    groups = _candidate_groups(parts, line_height)
+    crops = [_group_ink(ink, labels, [parts[index] for index in range(start, stop)]) for start, stop in groups]
+    framed = np.stack([fit_in_frame(crop) for crop, _ in crops])  # (groups, 28, 28)
+    probabilities = classifier.probabilities(framed)
+    decisions = classifier.decide(probabilities, framed, min_confidence=0.0)
+    chosen = _best_path(len(parts), groups, decisions, probabilities, classifier, crops, line_height)
+    digits = []
+    for group_index in chosen:
+        decision = decisions[group_index]
+        if decision.digit is None or decision.confidence < min_confidence:
+            continue  # a mark, a letter or a piece the model does not take for a digit
+        left, top, right, bottom = crops[group_index][1]
+        box = (math.floor(left * scale), math.floor(top * scale), math.ceil(right * scale), math.ceil(bottom * scale))
+        digits.append(ReadDigit(decision.digit, box, probabilities[group_index]))
+    text = "".join(classifier.class_names[digit.digit] for digit in digits)
+    confidence = float(np.prod([digit.probabilities[digit.digit] for digit in digits])) if digits else 0.0
+    return Reading(text, tuple(digits), confidence)
+
+
+def _working_pixels(picture) -> tuple[np.ndarray, float]:
+    """(rows, columns) float32 pixels in [0, 1] at the working size, and picture pixels per working pixel."""
+    from PIL import Image
+
+    width, height = picture.size
+    scale = max(1.0, min(width, height) / WORKING_SHORTEST, max(width, height) / WORKING_LONGEST)
+    if scale > 1.0:
+        picture = picture.resize((max(1, round(width / scale)), max(1, round(height / scale))), Image.Resampling.BOX)
+    pixels = np.asarray(picture, dtype=np.float32)
+    if picture.mode != "F":
+        pixels = pixels / np.float32(255.0)
+    return pixels, width / picture.size[0]
+
+
+def _pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple[int, slice, slice]]]:
+    """Connected strokes: the label image and (label, rows, columns) of each piece that is not a speck."""
+    from scipy import ndimage
+
+    strokes = ink > STROKE_LEVEL
+    labels, count = ndimage.label(strokes, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return labels, []
+    boxes = ndimage.find_objects(labels)
+    sizes = [(box[0].stop - box[0].start, box[1].stop - box[1].start) for box in boxes]
+    tallest = max(height for height, _ in sizes)
+    pieces = []
+    for label, (box, (height, width)) in enumerate(zip(boxes, sizes, strict=True), start=1):
+        if max(height, width) >= SPECK_FRACTION * tallest:
+            pieces.append((label, box[0], box[1]))
+        else:
+            labels[box][labels[box] == label] = 0  # a speck: no longer ink of any piece
+    return labels, pieces
+
+
+def _line_height(labels: np.ndarray, pieces) -> float:
+    """The height of a digit in this line: the tallest pieces' height (a median of the taller half)."""
+    heights = sorted(rows.stop - rows.start for _, rows, _ in pieces)
+    return float(np.median(heights[len(heights) // 2:]))
+
+
+def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float) -> list[_Part]:
+    """The pieces, joined when stacked, cut at candidate columns when wider than a digit; left to right."""
+    merged: list[list] = []  # [labels, left, right] of joined pieces
+    for label, _, columns in sorted(pieces, key=lambda piece: (piece[2].start + piece[2].stop) / 2):
+        if merged:
+            previous = merged[-1]
+            overlap = min(previous[2], columns.stop) - max(previous[1], columns.start)
+            narrower = min(previous[2] - previous[1], columns.stop - columns.start)
+            if overlap > 0.6 * narrower:  # one above the other: parts of one digit (or of two overlapping ones)
+                previous[0].append(label)
+                previous[1], previous[2] = min(previous[1], columns.start), max(previous[2], columns.stop)
+                continue
+        merged.append([[label], columns.start, columns.stop])
+    parts = []
+    for group_labels, left, right in merged:
+        edges = [left, *_cut_columns(ink, labels, group_labels, left, right, line_height), right]
+        parts.extend(_Part(tuple(group_labels), start, stop) for start, stop in zip(edges, edges[1:], strict=False))
+    return parts
+
+
+def _cut_columns(ink, labels, group_labels, left: int, right: int, line_height: float) -> list[int]:
+    """Candidate cuts inside a piece wider than a digit: columns where little ink crosses, a local minimum."""
+    width = right - left
+    if width <= CUT_WIDTH * line_height:
+        return []
+    region = np.isin(labels[:, left:right], group_labels)
+    profile = (ink[:, left:right] * region).sum(axis=0)  # (width,)
+    smooth = np.convolve(profile, np.ones(3, dtype=np.float32) / 3.0, mode="same")
+    spacing = max(2, int(0.2 * line_height))
+    margin = max(2, int(0.25 * line_height))
+    candidates = []
+    for column in range(margin, width - margin):
+        window = smooth[max(0, column - spacing):column + spacing + 1]
+        lowest = smooth[column] <= window.min() + 1e-6 and smooth[column] < 0.6 * smooth.max()
+        if lowest and (not candidates or column - candidates[-1] >= spacing):
+            candidates.append(column)
+    return [left + column for column in candidates]
+
+
+def _candidate_groups(parts: list[_Part], line_height: float) -> list[tuple[int, int]]:
+    """(start, stop) ranges of consecutive parts that could be one digit: narrow enough, few parts."""
+    groups = []
+    for start in range(len(parts)):
+        for stop in range(start + 1, min(len(parts), start + MOST_PARTS) + 1):
+            left, right = parts[start].left, max(part.right for part in parts[start:stop])
+            if stop > start + 1 and right - left > WIDEST_DIGIT * line_height:
+                break
+            groups.append((start, stop))
+    return groups
+
+
+def _group_ink(ink: np.ndarray, labels: np.ndarray, parts: list[_Part]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The ink of some parts alone (other pieces blanked), cropped to its box; and the box in working pixels."""
+    left, right = min(part.left for part in parts), max(part.right for part in parts)
+    mask = np.zeros((ink.shape[0], right - left), dtype=bool)
+    for part in parts:
+        mask[:, part.left - left:part.right - left] |= np.isin(labels[:, part.left:part.right], part.pieces)
+    rows = np.flatnonzero(mask.any(axis=1))
+    columns = np.flatnonzero(mask.any(axis=0))
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    column_start, column_stop = int(columns[0]), int(columns[-1]) + 1
+    crop = np.where(mask, ink[:, left:right], 0.0)[top:bottom, column_start:column_stop].astype(np.float32)
+    return crop, (left + column_start, top, left + column_stop, bottom)
+
+
+def _best_path(part_count: int, groups, decisions, probabilities, classifier, crops, line_height: float) -> list[int]:
+    """Indices of the groups that cover the parts left to right with the highest total score."""
+    refuse_index = rejection.refusal_class(classifier.class_names)
+    scores = []
+    for index, decision in enumerate(decisions):
+        belief = decision.confidence if refuse_index is None else \
+            decision.confidence * (1.0 - float(probabilities[index, refuse_index]))
+        crop, (left, top, right, bottom) = crops[index]
+        width = (right - left) / line_height
+        # Digits are about 0.2-1.0 line heights wide; wider groups are likely two digits.
+        prior = -4.0 * max(0.0, width - 1.0)
+        scores.append(math.log(max(belief, 1e-6)) + prior)
+    best = [-math.inf] * (part_count + 1)
+    came_from: list[int | None] = [None] * (part_count + 1)
+    best[0] = 0.0
+    by_start: dict[int, list[int]] = {}
+    for index, (start, _) in enumerate(groups):
+        by_start.setdefault(start, []).append(index)
+    for start in range(part_count):
+        if best[start] == -math.inf:
+            continue
+        for index in by_start.get(start, []):
+            stop = groups[index][1]
+            if best[start] + scores[index] > best[stop]:
+                best[stop], came_from[stop] = best[start] + scores[index], index
+    chosen, position = [], part_count
+    while position > 0:
+        index = came_from[position]
+        chosen.append(index)
+        position = groups[index][0]
+    return chosen[::-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class FileReading:
+    """The outcome for one file: a reading, or an error message."""
+
+    path: Path
+    reading: Reading | None = None
+    error: str | None = None
+    # Where the annotated picture was written (with `save_annotated`), else None.
+    annotated_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"path", "text", "digits", "confidence"} or {"path", "error"}, ready for JSON."""
+        if self.reading is None:
+            return {"path": str(self.path), "error": self.error}
+        values = {"path": str(self.path), **self.reading.to_dict()}
+        if self.annotated_path is not None:
+            values["annotated"] = str(self.annotated_path)
+        return values
+
+
+def read_files(classifier, paths, min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE,
+               save_annotated: str | Path | None = None) -> Iterator[FileReading]:
+    """Read a number in each file, in order; a bad file gets an error, not an exception.
+
+    Args:
+        save_annotated: a folder to write each picture into with its digits' boxes drawn (PNG).
+    """
+    rejection.check_min_confidence(min_confidence)
+    taken: set[str] = set()
+    if save_annotated is not None:
+        save_annotated = Path(save_annotated)
+        save_annotated.mkdir(parents=True, exist_ok=True)
+    for path in map(Path, paths):
+        try:
+            picture = _picture(path, str(path))
+            reading = read_number(classifier, picture, min_confidence)
+        except DigitlabError as err:
+            yield FileReading(path, error=str(err))
+            continue
+        written = None
+        if save_annotated is not None:
+            name, counter = f"{path.stem}.png", 1
+            while name in taken:
+                counter += 1
+                name = f"{path.stem}-{counter}.png"
+            taken.add(name)
+            written = save_annotated / name
+            annotate(picture, reading).save(written, format="PNG")
+        yield FileReading(path, reading, annotated_path=written)
+
+
+def annotate(picture, reading: Reading):
+    """The picture in colour with each digit's box and the digit read drawn on it (a PIL image)."""
+    from PIL import ImageDraw, ImageFont
+
+    canvas = picture.convert("RGB") if picture.mode != "F" else \
+        _float_to_rgb(np.asarray(picture, dtype=np.float32))
+    draw = ImageDraw.Draw(canvas)
+    line = max(2, round(max(canvas.size) / 300))
+    for digit in reading.digits:
+        left, top, right, bottom = digit.box
+        size = max(12, round(0.45 * (bottom - top)))
+        font = ImageFont.load_default(size=size)
+        draw.rectangle((left, top, right - 1, bottom - 1), outline=(220, 30, 30), width=line)
+        draw.text((left, max(0, top - size - line)), str(digit.digit), fill=(220, 30, 30), font=font)
+    return canvas
+
+
+def _float_to_rgb(pixels: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray((np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8), mode="L").convert("RGB")

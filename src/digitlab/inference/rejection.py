@@ -1,0 +1,117 @@
+"""Say "that is not a digit" instead of guessing: a digit, or None and the reason.
+
+A network trained on MNIST alone has to name a digit for anything it is shown (a smiley, a letter,
+"42"), often with high confidence. Three things let digitlab refuse:
+
+- A model with a "not a digit" class (the `reader` recipe trains one on synthetic letters, symbols,
+  scribbles, shapes and pairs or pieces of digits): when that class wins, the answer is refused.
+- The shape of the ink: one MNIST digit is rarely much wider than tall (0.3% of the test digits have
+  a box at least 1.6 times wider than tall), two or more side by side usually are. Such an image, or
+  a refused one at least 1.2 times wider than tall, gets the reason "several digits" (use `read`).
+- A threshold: the winning digit's probability under `min_confidence` gives "unsure". Any model
+  allows this one; it is the only rejection a model without the extra class has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from digitlab.data.catalog import NOT_A_DIGIT
+
+# Reasons for refusing: NOT_A_DIGIT (the extra class of a model trained to refuse, and a reason) and:
+SEVERAL_DIGITS = "several digits"
+UNSURE = "unsure"
+REASONS = (NOT_A_DIGIT, SEVERAL_DIGITS, UNSURE)
+# Below this probability the best digit is not named ("unsure"); `--min-confidence` changes it.
+DEFAULT_MIN_CONFIDENCE = 0.5
+# Ink boxes at least this many times wider than tall hold several digits, whatever the model says;
+# refused images at least WIDE_IF_REFUSED times wider than tall are called "several digits" too.
+WIDE_ASPECT = 1.6
+WIDE_IF_REFUSED = 1.2
+# A pixel of a prepared (28x28, [0, 1]) image counts as ink above this level, for its box.
+INK_LEVEL = 0.15
+
+if TYPE_CHECKING:  # NumPy is imported when used: the CLI imports this module for its defaults
+    import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What to answer for one image."""
+
+    # The digit (class index) named, or None when refused.
+    digit: int | None
+    # Why it was refused ("not a digit", "several digits", "unsure"), or None.
+    reason: str | None
+    # The probability of the best class that is not "not a digit".
+    confidence: float
+
+
+def refusal_class(class_names) -> int | None:
+    """Index of the "not a digit" class, or None when the model has none."""
+    names = list(class_names)
+    return names.index(NOT_A_DIGIT) if NOT_A_DIGIT in names else None
+
+
+def check_min_confidence(min_confidence: float) -> float:
+    """`min_confidence` as a float in [0, 1].
+
+    Raises:
+        ValueError: it is not a number between 0 and 1.
+    """
+    value = float(min_confidence)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"min_confidence must be between 0 and 1 (a probability), got {min_confidence}")
+    return value
+
+
+def decide(probabilities: np.ndarray, prepared: np.ndarray, class_names,
+           min_confidence: float = DEFAULT_MIN_CONFIDENCE, digits_only: bool = True) -> list[Decision]:
+    """One Decision per image.
+
+    Args:
+        probabilities: (N, classes) model outputs.
+        prepared: (N, 28, 28) the images the model saw, for the shape of their ink.
+        class_names: the model's classes (a "not a digit" class is used when present).
+        min_confidence: the least probability of the best class to name it.
+        digits_only: the classes are digits (MNIST), so a wide image is "several digits"; False for
+            other data sets (Fashion-MNIST), where only the threshold and the extra class refuse.
+    """
+    import numpy as np
+
+    min_confidence = check_min_confidence(min_confidence)
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    refuse_index = refusal_class(class_names)
+    candidates = probabilities.copy()
+    if refuse_index is not None:
+        candidates[:, refuse_index] = -1.0
+    best = candidates.argmax(axis=1)
+    confidence = candidates[np.arange(len(best)), best]
+    refused_by_model = (probabilities[:, refuse_index] >= confidence) if refuse_index is not None \
+        else np.zeros(len(best), dtype=bool)
+    aspect = ink_aspect(prepared) if digits_only else np.zeros(len(best), dtype=np.float32)
+    decisions = []
+    for index in range(len(best)):
+        reason = None
+        if aspect[index] >= WIDE_ASPECT or (aspect[index] >= WIDE_IF_REFUSED and refused_by_model[index]):
+            reason = SEVERAL_DIGITS
+        elif refused_by_model[index]:
+            reason = NOT_A_DIGIT
+        elif confidence[index] < min_confidence:
+            reason = UNSURE
+        decisions.append(Decision(None if reason else int(best[index]), reason, float(confidence[index])))
+    return decisions
+
+
+def ink_aspect(prepared: np.ndarray) -> np.ndarray:
+    """(N,) width over height of the ink box of each (28, 28) prepared image (0 for a blank one)."""
+    import numpy as np
+
+    ink = np.asarray(prepared) > INK_LEVEL  # (N, 28, 28)
+    rows, columns = ink.any(axis=2), ink.any(axis=1)  # (N, 28) each
+    size = ink.shape[1]
+    height = size - rows[:, ::-1].argmax(axis=1) - rows.argmax(axis=1)
+    width = size - columns[:, ::-1].argmax(axis=1) - columns.argmax(axis=1)
+    blank = ~rows.any(axis=1)
+    return np.where(blank, 0.0, width / np.maximum(height, 1)).astype(np.float32)

@@ -1,0 +1,118 @@
+"""reading.py and `digitlab read`: a line of digits -> the number, with a box per digit; bad files reported."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.data import datasets
+from digitlab.inference import predict
+from digitlab.inference.reading import Reading, read_number
+
+
+def line_picture(digits: list[np.ndarray], gap: int, scale: int = 3, margin: int = 12) -> tuple[np.ndarray, list]:
+    """MNIST-style digits (light on black, 28x28) side by side, `gap` pixels apart (negative: they overlap),
+    dark on light paper, enlarged; and each digit's ink box in the picture's pixels."""
+    crops = []
+    for digit in digits:
+        columns = np.flatnonzero(digit.max(axis=0) > 30)
+        crops.append(digit[:, columns[0]:columns[-1] + 1].astype(np.float32))
+    width = sum(crop.shape[1] for crop in crops) + gap * (len(crops) - 1) + 2 * margin
+    canvas = np.zeros((28 + 2 * margin, width), dtype=np.float32)
+    boxes, left = [], margin
+    for crop in crops:
+        region = canvas[margin:margin + 28, left:left + crop.shape[1]]
+        np.maximum(region, crop, out=region)
+        rows = np.flatnonzero(crop.max(axis=1) > 30)
+        boxes.append((left * scale, (margin + rows[0]) * scale, (left + crop.shape[1]) * scale,
+                      (margin + rows[-1] + 1) * scale))
+        left += crop.shape[1] + gap
+    paper = (255 - canvas).clip(0, 255).astype(np.uint8)
+    picture = Image.fromarray(paper).resize((paper.shape[1] * scale, paper.shape[0] * scale), Image.Resampling.BILINEAR)
+    return np.asarray(picture), boxes
+
+
+# --- with a tiny model: the shape of the answer, errors ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tiny_run):
+    return predict.load_classifier(tiny_run)
+
+
+def blob(width=30, height=60):
+    return (np.pad(np.full((height - 20, width - 10), 255, np.uint8), ((10, 10), (5, 5)))).astype(np.uint8)
+
+
+def test_separate_marks_give_one_digit_each_left_to_right_in_picture_pixels(tiny_classifier):
+    strokes = np.zeros((28, 28), np.uint8)
+    strokes[4:24, 12:16] = 255  # a "1"-like bar
+    picture, truth = line_picture([strokes, strokes, strokes], gap=25)
+    reading = read_number(tiny_classifier, picture, min_confidence=0.0)
+    assert isinstance(reading, Reading) and len(reading.digits) == 3 and len(reading.text) == 3
+    for digit, (left, top, right, bottom) in zip(reading.digits, truth, strict=True):
+        x0, y0, x1, y1 = digit.box
+        assert abs(x0 - left) <= 6 and abs(x1 - right) <= 6 and abs(y0 - top) <= 6 and abs(y1 - bottom) <= 6
+        assert digit.probabilities.shape == (10,) and digit.digit == int(np.argmax(digit.probabilities))
+    assert 0.0 < reading.confidence <= 1.0
+    answer = reading.to_dict()
+    assert answer["text"] == reading.text and [item["box"] for item in answer["digits"]] == [
+        list(digit.box) for digit in reading.digits]
+
+
+def test_a_blank_picture_reads_nothing_and_a_high_threshold_leaves_digits_out(tiny_classifier):
+    blank = np.full((60, 200), 235, np.uint8)
+    assert read_number(tiny_classifier, blank) == Reading("", (), 0.0)
+    strokes = np.zeros((28, 28), np.uint8)
+    strokes[4:24, 12:16] = 255
+    picture, _ = line_picture([strokes, strokes], gap=20)
+    assert read_number(tiny_classifier, picture, min_confidence=1.0).text == ""
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        read_number(tiny_classifier, picture, min_confidence=1.5)
+
+
+def test_the_cli_reads_each_file_reports_a_broken_one_and_draws_boxes(run_cli, tiny_run, tmp_path):
+    strokes = np.zeros((28, 28), np.uint8)
+    strokes[4:24, 12:16] = 255
+    picture, _ = line_picture([strokes, strokes], gap=20)
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    Image.fromarray(picture).save(folder / "a.png")
+    Image.fromarray(picture).save(folder / "b.jpg")
+    (folder / "c.png").write_bytes(b"not a picture")
+    code, out, err = run_cli("read", str(folder), "--model", str(tiny_run), "--json", "--min-confidence", "0",
+                             "--save-annotated", str(tmp_path / "seen"))
+    answers = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 1 and [answer["path"].rsplit("/", 1)[1] for answer in answers] == ["a.png", "b.jpg", "c.png"]
+    assert len(answers[0]["text"]) == 2 and len(answers[0]["digits"]) == 2 and "error" in answers[2]
+    assert "1 of 3 images failed" in err
+    annotated = Image.open(tmp_path / "seen" / "a.png")
+    assert annotated.size == (picture.shape[1], picture.shape[0]) and annotated.mode == "RGB"
+    code, out, _ = run_cli("read", str(folder / "a.png"), "--model", str(tiny_run), "--min-confidence", "0")
+    assert code == 0 and out.startswith(str(folder / "a.png") + ": ") and "%" in out
+
+
+# --- with the tutorial's network on real MNIST digits (slow) ---------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", [6, 1])
+def test_lines_of_real_digits_are_read_whole(tutorial_classifier, gap):
+    _, (test_images, test_labels) = datasets.load("mnist")
+    rng = np.random.default_rng(gap)
+    # Digits the network gets right alone, so that what is tested is the cutting and the framing.
+    alone = tutorial_classifier.probabilities(test_images[:2000] / np.float32(255)).argmax(axis=1)
+    right = np.flatnonzero(alone == test_labels[:2000])
+    exact = 0
+    for _ in range(30):
+        chosen = rng.choice(right, size=int(rng.integers(2, 7)), replace=False)
+        picture, truth = line_picture(list(test_images[chosen]), gap=gap)
+        reading = read_number(tutorial_classifier, picture, min_confidence=0.0)
+        read_right = reading.text == "".join(str(label) for label in test_labels[chosen])
+        exact += read_right
+        if read_right:  # each box holds its digit's middle
+            for digit, (left, _, right_edge, _) in zip(reading.digits, truth, strict=True):
+                assert digit.box[0] <= (left + right_edge) / 2 <= digit.box[2]
+    print(f"gap {gap}: {exact} of 30 lines read exactly")
+    assert exact >= 26, f"{exact} of 30 lines read exactly"
