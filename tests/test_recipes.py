@@ -98,3 +98,24 @@ def test_every_recipe_has_a_published_figure():
     published = [recipe for recipe in RECIPES.values() if recipe.name != "reader"]
     assert all(0.97 < recipe.published_test_accuracy < 1 for recipe in published)
     assert RECIPES["reader"].published_test_accuracy is None  # its own task: nothing published to compare
+
+
+def test_a_reader_run_learns_an_eleventh_class_not_a_digit(tiny_mnist, tmp_path):
+    from digitlab.inference.predict import load_classifier
+
+    config = recipe_config("reader", epochs=1, conv_filters=(4, 8), hidden_units=(16,), non_digit_images=64)
+    result = train(config, run_dir=tmp_path / "run", verbose=0)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["class_names"] == [*map(str, range(10)), "not a digit"]
+    assert saved["training"]["non_digit_images"] == 64 and result.metrics.fit_loop == "fast"
+    classifier = load_classifier(tmp_path / "run")
+    assert classifier.model.output_shape == (None, 11) and classifier.digits_only
+    # 64 refused images (32 drawn, 16 pieces of digits, 16 wrong cuts) and 16 right cuts among the digits.
+    from digitlab.training.train import _with_non_digits
+
+    images, labels = np.zeros((40, 28, 28), np.uint8), np.arange(40) % 10
+    images[:, 8:20, 10:18] = 255
+    mixed_images, mixed_labels = _with_non_digits(images, labels, config)
+    assert mixed_images.shape == (40 + 80, 28, 28) and np.count_nonzero(mixed_labels == 10) == 64
+    with pytest.raises(ConfigError, match="needs --dataset mnist"):
+        recipe_config("reader", dataset="fashion-mnist")

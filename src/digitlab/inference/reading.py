@@ -41,12 +41,18 @@ WORKING_LONGEST = 1200
 STROKE_LEVEL = 0.25
 # Pieces smaller than this share of the line height (in both directions) are specks.
 SPECK_FRACTION = 0.12
-# Pieces wider than this many line heights may hold several digits and get candidate cuts.
+# Pieces wider than this many line heights may hold several digits and get candidate cuts, at
+# least CUT_SPACING line heights apart and CUT_MARGIN from the piece's ends.
 CUT_WIDTH = 0.75
+CUT_SPACING = 0.12
+CUT_MARGIN = 0.15
+# Between two such cuts, parts wider than this many line heights are cut evenly: touching digits,
+# slanted or joined by a long stroke, need not have a low column where they meet.
+WIDEST_PART = 0.3
 # A group of parts wider than this many line heights is not one digit.
-WIDEST_DIGIT = 1.35
-# Parts (and so candidate digits) per group at most.
-MOST_PARTS = 4
+WIDEST_DIGIT = 1.2
+# Parts per candidate digit at most.
+MOST_PARTS = 6
 # The longest numbers read (the ink is refused beyond, as not one line of digits).
 MOST_DIGITS = 16
 
@@ -87,9 +93,9 @@ class Reading:
 class _Part:
     """A vertical slice of one piece of ink: the unit candidate digits are made of."""
 
-    pieces: tuple[int, ...]  # labels of its piece's strokes in the label image
     left: int  # columns [left, right) in working pixels
     right: int
+    mask: np.ndarray  # (rows, right - left) bool: its piece's strokes in these columns
 
 
 def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> Reading:
@@ -119,7 +125,7 @@ def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN
         raise ImageError(f"{name}: too much ink to be one line of digits ({len(parts)} pieces); crop it to "
                          "the number")
     groups = _candidate_groups(parts, line_height)
-    crops = [_group_ink(ink, labels, [parts[index] for index in range(start, stop)]) for start, stop in groups]
+    crops = [_group_ink(ink, parts[start:stop]) for start, stop in groups]
     framed = np.stack([fit_in_frame(crop) for crop, _ in crops])  # (groups, 28, 28)
     probabilities = classifier.probabilities(framed)
     decisions = classifier.decide(probabilities, framed, min_confidence=0.0)
@@ -192,28 +198,35 @@ def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float) -> l
         merged.append([[label], columns.start, columns.stop])
     parts = []
     for group_labels, left, right in merged:
-        edges = [left, *_cut_columns(ink, labels, group_labels, left, right, line_height), right]
-        parts.extend(_Part(tuple(group_labels), start, stop) for start, stop in zip(edges, edges[1:], strict=False))
+        mask = np.isin(labels[:, left:right], group_labels)  # (rows, width): this piece alone
+        edges = [left, *_cut_columns(ink, mask, left, right, line_height), right]
+        parts.extend(_Part(start, stop, mask[:, start - left:stop - left]) for start, stop in zip(edges, edges[1:],
+                                                                                                  strict=False))
     return parts
 
 
-def _cut_columns(ink, labels, group_labels, left: int, right: int, line_height: float) -> list[int]:
+def _cut_columns(ink, mask: np.ndarray, left: int, right: int, line_height: float) -> list[int]:
     """Candidate cuts inside a piece wider than a digit: columns where little ink crosses, a local minimum."""
     width = right - left
     if width <= CUT_WIDTH * line_height:
         return []
-    region = np.isin(labels[:, left:right], group_labels)
-    profile = (ink[:, left:right] * region).sum(axis=0)  # (width,)
+    profile = (ink[:, left:right] * mask).sum(axis=0)  # (width,)
     smooth = np.convolve(profile, np.ones(3, dtype=np.float32) / 3.0, mode="same")
-    spacing = max(2, int(0.2 * line_height))
-    margin = max(2, int(0.25 * line_height))
+    spacing = max(2, int(CUT_SPACING * line_height))
+    margin = max(2, int(CUT_MARGIN * line_height))
     candidates = []
     for column in range(margin, width - margin):
         window = smooth[max(0, column - spacing):column + spacing + 1]
-        lowest = smooth[column] <= window.min() + 1e-6 and smooth[column] < 0.6 * smooth.max()
+        lowest = smooth[column] <= window.min() + 1e-6
         if lowest and (not candidates or column - candidates[-1] >= spacing):
             candidates.append(column)
-    return [left + column for column in candidates]
+    edges = [0, *candidates, width]
+    cuts = []
+    for start, stop in zip(edges, edges[1:], strict=False):
+        pieces = math.ceil((stop - start) / (WIDEST_PART * line_height))
+        cuts.extend(start + round(index * (stop - start) / pieces) for index in range(1, pieces))
+        cuts.append(stop)
+    return [left + column for column in cuts[:-1]]
 
 
 def _candidate_groups(parts: list[_Part], line_height: float) -> list[tuple[int, int]]:
@@ -228,12 +241,12 @@ def _candidate_groups(parts: list[_Part], line_height: float) -> list[tuple[int,
     return groups
 
 
-def _group_ink(ink: np.ndarray, labels: np.ndarray, parts: list[_Part]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _group_ink(ink: np.ndarray, parts: list[_Part]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The ink of some parts alone (other pieces blanked), cropped to its box; and the box in working pixels."""
     left, right = min(part.left for part in parts), max(part.right for part in parts)
     mask = np.zeros((ink.shape[0], right - left), dtype=bool)
     for part in parts:
-        mask[:, part.left - left:part.right - left] |= np.isin(labels[:, part.left:part.right], part.pieces)
+        mask[:, part.left - left:part.right - left] |= part.mask
     rows = np.flatnonzero(mask.any(axis=1))
     columns = np.flatnonzero(mask.any(axis=0))
     top, bottom = int(rows[0]), int(rows[-1]) + 1
@@ -249,6 +262,8 @@ def _best_path(part_count: int, groups, decisions, probabilities, classifier, cr
     for index, decision in enumerate(decisions):
         belief = decision.confidence if refuse_index is None else \
             decision.confidence * (1.0 - float(probabilities[index, refuse_index]))
+        if decision.reason == rejection.SEVERAL_DIGITS:
+            belief *= 0.01  # as wide as two digits: cut it if any cut reads well
         crop, (left, top, right, bottom) = crops[index]
         width = (right - left) / line_height
         # Digits are about 0.2-1.0 line heights wide; wider groups are likely two digits.

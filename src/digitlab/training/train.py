@@ -207,17 +207,21 @@ def _prepare_data(config: TrainingConfig, distribution: DistributionSettings, da
 def _with_non_digits(images: np.ndarray, labels: np.ndarray, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
     """The training images and labels with config.non_digit_images synthetic non-digits (label 10) mixed in.
 
-    Half are drawn things (letters, symbols, scribbles, shapes), half pairs and misaligned pieces of
-    the training digits (what a wrong cut in a line of digits gives). The mix is shuffled with the
-    run's seed, so that a validation split (the last fraction) holds its share of both.
+    Half are drawn things (letters, symbols, scribbles, shapes, faces), a quarter pairs and pieces of
+    the training digits, a quarter wrong cuts through lines of touching training digits; as many
+    right cuts (a digit with slivers of its neighbours, labelled with the digit) come with those
+    (`data/cuts.py`). The mix is shuffled with the run's seed, so that a validation split (the last
+    fraction) holds its share of each.
     """
-    from digitlab.data import nondigits
+    from digitlab.data import cuts, nondigits
 
-    drawn = config.non_digit_images // 2
+    drawn, pieces = config.non_digit_images // 2, config.non_digit_images // 4
+    wrong_cuts = config.non_digit_images - drawn - pieces
     shapes, _ = nondigits.render_non_digits(drawn, seed=config.seed)
-    pieces = nondigits.digit_fragments(images, config.non_digit_images - drawn, seed=config.seed + 1)
-    images = np.concatenate([images, shapes, pieces])
-    labels = np.concatenate([labels, np.full(config.non_digit_images, 10, dtype=labels.dtype)])
+    fragments = nondigits.digit_fragments(images, pieces, seed=config.seed + 1)
+    cut_images, cut_labels = cuts.line_cuts(images, labels, 2 * wrong_cuts, seed=config.seed + 2)
+    images = np.concatenate([images, shapes, fragments, cut_images])
+    labels = np.concatenate([labels, np.full(drawn + pieces, 10, dtype=labels.dtype), cut_labels.astype(labels.dtype)])
     order = np.random.default_rng(config.seed).permutation(len(images))
     return images[order], labels[order]
 
