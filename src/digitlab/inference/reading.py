@@ -51,6 +51,8 @@ CUT_MARGIN = 0.15
 WIDEST_PART = 0.3
 # A group of parts wider than this many line heights is not one digit.
 WIDEST_DIGIT = 1.2
+# Separate pieces further apart than this many line heights are never one digit.
+JOIN_GAP = 0.12
 # Parts per candidate digit at most.
 MOST_PARTS = 6
 # The longest numbers read (the ink is refused beyond, as not one line of digits).
@@ -96,6 +98,7 @@ class _Part:
     left: int  # columns [left, right) in working pixels
     right: int
     mask: np.ndarray  # (rows, right - left) bool: its piece's strokes in these columns
+    piece: int  # which piece (connected strokes, stacked ones joined) it was cut from, left to right
 
 
 def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> Reading:
@@ -197,11 +200,11 @@ def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float) -> l
                 continue
         merged.append([[label], columns.start, columns.stop])
     parts = []
-    for group_labels, left, right in merged:
+    for piece, (group_labels, left, right) in enumerate(merged):
         mask = np.isin(labels[:, left:right], group_labels)  # (rows, width): this piece alone
         edges = [left, *_cut_columns(ink, mask, left, right, line_height), right]
-        parts.extend(_Part(start, stop, mask[:, start - left:stop - left]) for start, stop in zip(edges, edges[1:],
-                                                                                                  strict=False))
+        parts.extend(_Part(start, stop, mask[:, start - left:stop - left], piece)
+                     for start, stop in zip(edges, edges[1:], strict=False))
     return parts
 
 
@@ -237,6 +240,9 @@ def _candidate_groups(parts: list[_Part], line_height: float) -> list[tuple[int,
             left, right = parts[start].left, max(part.right for part in parts[start:stop])
             if stop > start + 1 and right - left > WIDEST_DIGIT * line_height:
                 break
+            previous, last = parts[stop - 2], parts[stop - 1]
+            if stop > start + 1 and last.piece != previous.piece and last.left - previous.right > JOIN_GAP * line_height:
+                break  # separate pieces with paper between them: separate digits
             groups.append((start, stop))
     return groups
 
