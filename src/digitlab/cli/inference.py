@@ -97,7 +97,7 @@ def read(
 
     from digitlab.errors import ConfigError
     from digitlab.inference.predict import image_files, load_classifier
-    from digitlab.inference.reading import read_files
+    from digitlab.inference.read_files import read_files
 
     paths = image_files(inputs)
     if not paths:

@@ -5,7 +5,8 @@ neighbours touch or overlap, a right cut still holds slivers of the neighbours' 
 cut holds part of one digit and part of the next. MNIST has neither: a model trained on it alone
 refuses the first and names the second. `line_cuts` makes both from lines of MNIST digits
 (`lines.compose_line`): crops at each middle digit's own columns (give or take a little), labelled
-with the digit, and crops shifted by a third to two thirds of a digit, labelled "not a digit".
+with the digit; and, labelled "not a digit", crops shifted by a third to two thirds of a digit, and
+crops that take a whole neighbour along (two touching digits read as one).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ WRONG_CUT_LAYOUTS = ("touching", "overlapping")
 def line_cuts(digit_images: np.ndarray, labels: np.ndarray, count: int, seed: int,
               refused_label: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """`count` framed crops of lines of three digits: even indices cut right (labelled with the middle
-    digit), odd ones cut wrong (labelled `refused_label`).
+    digit), odd ones cut wrong (labelled `refused_label`): shifted, or (every other one) merged with a
+    neighbour.
 
     Args:
         digit_images: (N, 28, 28) uint8 digits to compose lines from (MNIST's training digits).
@@ -57,9 +59,12 @@ def line_cuts(digit_images: np.ndarray, labels: np.ndarray, count: int, seed: in
             slack = RIGHT_CUT_SLACK * width
             start, stop = left + rng.uniform(-slack, slack), right + rng.uniform(-slack, slack)
             targets[index] = labels[picked[1]]
-        else:
+        elif index % 4 == 1:
             shift = rng.uniform(*WRONG_CUT_SHIFT) * width * rng.choice((-1.0, 1.0))
             start, stop = left + shift, right + shift
+        else:  # the middle digit and the whole of its left or right neighbour
+            neighbour = boxes[0] if rng.random() < 0.5 else boxes[2]
+            start, stop = min(left, neighbour[0]), max(right, neighbour[2])
         crop = ink[:, max(0, round(start)):max(1, round(stop))]
         rows = np.flatnonzero(crop.max(axis=1) > 0.1)
         columns = np.flatnonzero(crop.max(axis=0) > 0.1)

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from digitlab.data.framing import fit_in_frame
-from digitlab.errors import DigitlabError, ImageError
+from digitlab.errors import ImageError
 from digitlab.inference import rejection
 from digitlab.inference.images import _describe, _picture
 from digitlab.inference.ink import extract_ink
@@ -113,34 +111,66 @@ def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN
         ImageError: unreadable or too large (a blank picture reads as "").
     """
     rejection.check_min_confidence(min_confidence)
+    candidates = line_candidates(image)
+    probabilities = classifier.probabilities(candidates.framed) if candidates.groups else None
+    return decode_line(classifier, candidates, probabilities, min_confidence)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LineCandidates:
+    """Every way a picture's ink could be cut into digits, framed like MNIST, before the model is asked.
+    Plain arrays: it can be made in a worker process and sent back."""
+
+    # Candidate digits, (G, 28, 28) float32, and the range of parts [start, stop) each is made of.
+    framed: np.ndarray
+    groups: tuple[tuple[int, int], ...]
+    # Each candidate's box (x0, y0, x1, y1) in the picture's pixels, and its width in line heights.
+    boxes: tuple[tuple[int, int, int, int], ...]
+    widths: tuple[float, ...]
+    # How many parts the ink was cut into (every path covers them all).
+    part_count: int
+
+
+def line_candidates(image) -> LineCandidates:
+    """The ink of a picture cut into parts, and every group of parts that could be one digit, framed.
+
+    Raises:
+        ImageError: unreadable, too large, or too much ink to be one line of digits.
+    """
     name = _describe(image)
     picture = _picture(image, name)
     working, scale = _working_pixels(picture)
     ink = extract_ink(working)
-    if ink is None:
-        return Reading("", (), 0.0)
-    labels, pieces = _pieces(ink)
+    labels, pieces = _pieces(ink) if ink is not None else (None, [])
     if not pieces:
-        return Reading("", (), 0.0)
+        return LineCandidates(np.zeros((0, 28, 28), np.float32), (), (), (), 0)
     line_height = _line_height(labels, pieces)
     parts = _parts(ink, labels, pieces, line_height)
-    if len(parts) > 3 * MOST_DIGITS:
+    if len(parts) > 4 * MOST_DIGITS:
         raise ImageError(f"{name}: too much ink to be one line of digits ({len(parts)} pieces); crop it to "
                          "the number")
     groups = _candidate_groups(parts, line_height)
     crops = [_group_ink(ink, parts[start:stop]) for start, stop in groups]
+    boxes = tuple((math.floor(left * scale), math.floor(top * scale), math.ceil(right * scale),
+                   math.ceil(bottom * scale)) for _, (left, top, right, bottom) in crops)
+    widths = tuple((right - left) / line_height for _, (left, _, right, _) in crops)
     framed = np.stack([fit_in_frame(crop) for crop, _ in crops])  # (groups, 28, 28)
-    probabilities = classifier.probabilities(framed)
-    decisions = classifier.decide(probabilities, framed, min_confidence=0.0)
-    chosen = _best_path(len(parts), groups, decisions, probabilities, classifier, crops, line_height)
+    return LineCandidates(framed, tuple(groups), boxes, widths, len(parts))
+
+
+def decode_line(classifier, candidates: LineCandidates, probabilities: np.ndarray | None,
+                min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> Reading:
+    """The reading the model's `probabilities` (G, classes) for the candidates support best."""
+    if not candidates.groups:
+        return Reading("", (), 0.0)
+    decisions = classifier.decide(probabilities, candidates.framed, min_confidence=0.0)
+    chosen = _best_path(candidates, decisions, probabilities, classifier)
     digits = []
     for group_index in chosen:
         decision = decisions[group_index]
         if decision.digit is None or decision.confidence < min_confidence:
             continue  # a mark, a letter or a piece the model does not take for a digit
-        left, top, right, bottom = crops[group_index][1]
-        box = (math.floor(left * scale), math.floor(top * scale), math.ceil(right * scale), math.ceil(bottom * scale))
-        digits.append(ReadDigit(decision.digit, box, probabilities[group_index]))
+        digits.append(ReadDigit(decision.digit, candidates.boxes[group_index], probabilities[group_index]))
     text = "".join(classifier.class_names[digit.digit] for digit in digits)
     confidence = float(np.prod([digit.probabilities[digit.digit] for digit in digits])) if digits else 0.0
     return Reading(text, tuple(digits), confidence)
@@ -261,19 +291,18 @@ def _group_ink(ink: np.ndarray, parts: list[_Part]) -> tuple[np.ndarray, tuple[i
     return crop, (left + column_start, top, left + column_stop, bottom)
 
 
-def _best_path(part_count: int, groups, decisions, probabilities, classifier, crops, line_height: float) -> list[int]:
-    """Indices of the groups that cover the parts left to right with the highest total score."""
+def _best_path(candidates: LineCandidates, decisions, probabilities, classifier) -> list[int]:
+    """Indices of the candidate groups that cover the parts left to right with the highest total score."""
     refuse_index = rejection.refusal_class(classifier.class_names)
+    groups, part_count = candidates.groups, candidates.part_count
     scores = []
     for index, decision in enumerate(decisions):
         belief = decision.confidence if refuse_index is None else \
             decision.confidence * (1.0 - float(probabilities[index, refuse_index]))
         if decision.reason == rejection.SEVERAL_DIGITS:
             belief *= 0.01  # as wide as two digits: cut it if any cut reads well
-        crop, (left, top, right, bottom) = crops[index]
-        width = (right - left) / line_height
         # Digits are about 0.2-1.0 line heights wide; wider groups are likely two digits.
-        prior = -4.0 * max(0.0, width - 1.0)
+        prior = -4.0 * max(0.0, candidates.widths[index] - 1.0)
         scores.append(math.log(max(belief, 1e-6)) + prior)
     best = [-math.inf] * (part_count + 1)
     came_from: list[int | None] = [None] * (part_count + 1)
@@ -294,81 +323,3 @@ def _best_path(part_count: int, groups, decisions, probabilities, classifier, cr
         chosen.append(index)
         position = groups[index][0]
     return chosen[::-1]
-
-
-@dataclasses.dataclass(frozen=True)
-class FileReading:
-    """The outcome for one file: a reading, or an error message."""
-
-    path: Path
-    reading: Reading | None = None
-    error: str | None = None
-    # Where the annotated picture was written (with `save_annotated`), else None.
-    annotated_path: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """{"path", "text", "digits", "confidence"} or {"path", "error"}, ready for JSON."""
-        if self.reading is None:
-            return {"path": str(self.path), "error": self.error}
-        values = {"path": str(self.path), **self.reading.to_dict()}
-        if self.annotated_path is not None:
-            values["annotated"] = str(self.annotated_path)
-        return values
-
-
-def read_files(classifier, paths, min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE,
-               save_annotated: str | Path | None = None) -> Iterator[FileReading]:
-    """Read a number in each file, in order; a bad file gets an error, not an exception.
-
-    Args:
-        save_annotated: a folder to write each picture into with its digits' boxes drawn (PNG).
-    """
-    rejection.check_min_confidence(min_confidence)
-    taken: set[str] = set()
-    if save_annotated is not None:
-        save_annotated = Path(save_annotated)
-        save_annotated.mkdir(parents=True, exist_ok=True)
-    for path in map(Path, paths):
-        try:
-            picture = _picture(path, str(path))
-            reading = read_number(classifier, picture, min_confidence)
-        except DigitlabError as err:
-            yield FileReading(path, error=str(err))
-            continue
-        written = None
-        if save_annotated is not None:
-            name, counter = f"{path.stem}.png", 1
-            while name in taken:
-                counter += 1
-                name = f"{path.stem}-{counter}.png"
-            taken.add(name)
-            written = save_annotated / name
-            annotate(picture, reading).save(written, format="PNG")
-        yield FileReading(path, reading, annotated_path=written)
-
-
-def annotate(picture, reading: Reading):
-    """The picture in colour with each digit's box and the digit read drawn on it (a PIL image)."""
-    from PIL import ImageDraw, ImageFont
-
-    canvas = picture.convert("RGB") if picture.mode != "F" else \
-        _float_to_rgb(np.asarray(picture, dtype=np.float32))
-    draw = ImageDraw.Draw(canvas)
-    line = max(2, round(max(canvas.size) / 300))
-    for digit in reading.digits:
-        left, top, right, bottom = digit.box
-        size = max(12, round(0.45 * (bottom - top)))
-        font = ImageFont.load_default(size=size)
-        draw.rectangle((left, top, right - 1, bottom - 1), outline=(220, 30, 30), width=line)
-        draw.text((left, max(0, top - size - line)), str(digit.digit), fill=(220, 30, 30), font=font)
-    return canvas
-
-
-def _float_to_rgb(pixels: np.ndarray):
-    from PIL import Image
-
-    return Image.fromarray((np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8), mode="L").convert("RGB")
