@@ -216,7 +216,7 @@ class Classifier:
                 row, decision = probabilities[row_of[index]], decisions[row_of[index]]
                 written = None
                 if save_preprocessed is not None:
-                    written = save_prepared_image(image, save_preprocessed / _unique_name(path, saved_names))
+                    written = save_prepared_image(image, save_preprocessed / unique_name(path, saved_names))
                 yield FileResult(path, decision.digit, row, image, written, reason=decision.reason)
 
 
@@ -353,7 +353,7 @@ def _warm_up() -> None:
     from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401  (imports are the point)
 
 
-def _unique_name(path: Path, taken: set[str]) -> str:
+def unique_name(path: Path, taken: set[str]) -> str:
     """'<stem>.png', or '<stem>-2.png' and so on when two inputs share a name."""
     name, counter = f"{path.stem}.png", 1
     while name in taken:
