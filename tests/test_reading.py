@@ -116,3 +116,25 @@ def test_lines_of_real_digits_are_read_whole(tutorial_classifier, gap):
                 assert digit.box[0] <= (left + right_edge) / 2 <= digit.box[2]
     print(f"gap {gap}: {exact} of 30 lines read exactly")
     assert exact >= 26, f"{exact} of 30 lines read exactly"
+
+
+def test_a_bar_or_a_dot_is_not_read_as_digits(tiny_classifier):
+    for rows, columns in ((slice(95, 110), slice(50, 550)), (slice(95, 110), slice(300, 315))):
+        picture = np.full((200, 600), 255, np.uint8)
+        picture[rows, columns] = 0
+        assert read_number(tiny_classifier, picture, min_confidence=0.0).text == ""
+
+
+def test_boxes_are_in_the_files_own_pixels_for_a_big_jpeg_and_a_small_number(tiny_classifier, tmp_path):
+    strokes = np.zeros((28, 28), np.uint8)
+    strokes[4:24, 12:16] = 255
+    line, truth = line_picture([strokes, strokes], gap=20, scale=4)  # (about 160 x 300) dark on light
+    page = np.full((1800, 2400), 255, np.uint8)  # the number small in a big photo, decoded at reduced scale
+    page[1000:1000 + line.shape[0], 1500:1500 + line.shape[1]] = line
+    Image.fromarray(page).save(tmp_path / "page.jpg", quality=92)
+    reading = read_number(tiny_classifier, tmp_path / "page.jpg", min_confidence=0.0)
+    assert len(reading.digits) == 2
+    for digit, (left, top, right, bottom) in zip(reading.digits, truth, strict=True):
+        x0, y0, x1, y1 = digit.box
+        assert abs(x0 - (1500 + left)) <= 12 and abs(x1 - (1500 + right)) <= 12
+        assert abs(y0 - (1000 + top)) <= 12 and abs(y1 - (1000 + bottom)) <= 12

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.data.framing import fit_in_frame
+from digitlab.data.framing import fit_in_frame, stroke_width
 from digitlab.errors import ImageError
 from digitlab.inference import rejection
 from digitlab.inference.images import _describe, _picture
@@ -53,6 +53,12 @@ WIDEST_DIGIT = 1.2
 JOIN_GAP = 0.12
 # Parts per candidate digit at most.
 MOST_PARTS = 6
+# A line of digits is at least this many stroke widths tall; a bar or a dot is not read at all.
+DIGIT_STROKES = 2.5
+# A line of ink less than this share of the working picture's height, in a picture with at least
+# ZOOM_SCALE times more pixels, is looked at again, cropped from the picture itself.
+ZOOM_BELOW = 0.4
+ZOOM_SCALE = 1.5
 # The longest numbers read (the ink is refused beyond, as not one line of digits).
 MOST_DIGITS = 16
 
@@ -139,20 +145,29 @@ def line_candidates(image) -> LineCandidates:
     """
     name = _describe(image)
     picture = _picture(image, name)
+    file_scale = _file_scale(image, picture)
     working, scale = _working_pixels(picture)
     ink = extract_ink(working)
+    offset = (0, 0)
+    zoomed = _zoomed(picture, ink, scale) if ink is not None else None
+    if zoomed is not None:  # a small number in a big picture: look again at the picture's own pixels
+        offset, region = zoomed
+        working, scale = _working_pixels(region)
+        ink = extract_ink(working)
     labels, pieces = _pieces(ink) if ink is not None else (None, [])
     if not pieces:
         return LineCandidates(np.zeros((0, 28, 28), np.float32), (), (), (), 0)
     line_height = _line_height(labels, pieces)
+    if line_height < DIGIT_STROKES * stroke_width(ink):  # strokes about as thick as the line is tall: a bar, a dot
+        return LineCandidates(np.zeros((0, 28, 28), np.float32), (), (), (), 0)
     parts = _parts(ink, labels, pieces, line_height)
     if len(parts) > 4 * MOST_DIGITS:
         raise ImageError(f"{name}: too much ink to be one line of digits ({len(parts)} pieces); crop it to "
                          "the number")
     groups = _candidate_groups(parts, line_height)
     crops = [_group_ink(ink, parts[start:stop]) for start, stop in groups]
-    boxes = tuple((math.floor(left * scale), math.floor(top * scale), math.ceil(right * scale),
-                   math.ceil(bottom * scale)) for _, (left, top, right, bottom) in crops)
+    boxes = tuple(_picture_box((left, top, right, bottom), scale, offset, file_scale)
+                  for _, (left, top, right, bottom) in crops)
     widths = tuple((right - left) / line_height for _, (left, _, right, _) in crops)
     framed = np.stack([fit_in_frame(crop) for crop, _ in crops])  # (groups, 28, 28)
     return LineCandidates(framed, tuple(groups), boxes, widths, len(parts))
@@ -174,6 +189,46 @@ def decode_line(classifier, candidates: LineCandidates, probabilities: np.ndarra
     text = "".join(classifier.class_names[digit.digit] for digit in digits)
     confidence = float(np.prod([digit.probabilities[digit.digit] for digit in digits])) if digits else 0.0
     return Reading(text, tuple(digits), confidence)
+
+
+def _picture_box(box, scale: float, offset: tuple[int, int], file_scale: float) -> tuple[int, int, int, int]:
+    """A box in working pixels -> in the image file's own pixels."""
+    left, top, right, bottom = box
+    return (math.floor((left * scale + offset[0]) * file_scale), math.floor((top * scale + offset[1]) * file_scale),
+            math.ceil((right * scale + offset[0]) * file_scale), math.ceil((bottom * scale + offset[1]) * file_scale))
+
+
+def _file_scale(source, picture) -> float:
+    """File pixels per decoded pixel: above 1 for a big JPEG decoded at reduced scale (images.read_image)."""
+    from PIL import Image
+
+    if not isinstance(source, (str, bytes)) and not hasattr(source, "__fspath__"):
+        return 1.0
+    try:
+        with Image.open(source) as header:  # the header only: its size, before any reduced decoding
+            width, height = header.size
+            if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored on its side
+                width, height = height, width
+    except (OSError, ValueError):
+        return 1.0
+    return width / picture.size[0] if picture.size[0] else 1.0
+
+
+def _zoomed(picture, ink: np.ndarray, scale: float):
+    """((left, top), the region) of the picture around the ink when the ink is small in a picture that has
+    more detail than the working pixels show; else None."""
+    inked = ink > STROKE_LEVEL
+    if scale < ZOOM_SCALE or not inked.any():
+        return None
+    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    height = rows[-1] + 1 - rows[0]
+    if height >= ZOOM_BELOW * ink.shape[0]:
+        return None
+    margin = height + 2  # paper around the ink: the lighting fit and the polarity need it
+    left, top = max(0, round((columns[0] - margin) * scale)), max(0, round((rows[0] - margin) * scale))
+    right = min(picture.size[0], round((columns[-1] + 1 + margin) * scale))
+    bottom = min(picture.size[1], round((rows[-1] + 1 + margin) * scale))
+    return (left, top), picture.crop((left, top, right, bottom))
 
 
 def _working_pixels(picture) -> tuple[np.ndarray, float]:
