@@ -1,11 +1,14 @@
 """The HTTP API (web/app.py, serve.py, `digitlab serve`) against a real uvicorn server on 127.0.0.1.
 
 A tiny model trained on the conftest's fake MNIST is served from a background thread on a free port;
-requests are real HTTP through httpx. Good images, every kind of bad input, the limits, the page.
+requests are real HTTP through httpx. Good images, refusals (`digit: null` and why), numbers read
+(`/api/read`), every kind of bad input, the limits, the page. A slow test serves the tutorial's
+network trained on real MNIST to check that a drawn "42" is read right.
 """
 
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -18,11 +21,15 @@ import time
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from conftest import make_images
+from digitlab.config import TrainingConfig
 from digitlab.data.synthetic import digit_picture
 from digitlab.inference import predict
+from digitlab.inference.reading import read_number
+from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE
+from digitlab.training.train import train
 from digitlab.web import app as web_app
 from digitlab.web import server as web_server
 
@@ -45,6 +52,32 @@ def server(classifier):
         yield client
 
 
+def arc(x: float, y: float, radius: float, start: float, end: float, steps: int = 24) -> list:
+    """Points along a circular arc, angles in degrees (clockwise on screen: y grows downwards)."""
+    return [(x + radius * math.cos(math.radians(start + (end - start) * step / steps)),
+             y + radius * math.sin(math.radians(start + (end - start) * step / steps))) for step in range(steps + 1)]
+
+
+# Strokes in pad coordinates (0-1), as the page draws them: a 4 on the left and a 2 on the right.
+FOUR = [[(0.30, 0.25), (0.18, 0.58), (0.42, 0.58)], [(0.36, 0.35), (0.36, 0.78)]]
+TWO = [arc(0.70, 0.38, 0.12, 200, 360) + [(0.58, 0.75), (0.84, 0.75)]]
+# The same 42 squashed to 0.6 of its height: its ink is 1.9 times wider than tall, as no one digit is.
+WIDE_42 = [[(x, 0.5 + (y - 0.5) * 0.6) for x, y in stroke] for stroke in FOUR + TWO]
+
+
+def drawing(strokes, size: int = 224, brush: float = 0.05, stretch: float = 1) -> Image.Image:
+    """Strokes drawn dark on white as the page's pad does (its brush: 0.05 of the pad's side), on a
+    pad `stretch` times wider than tall."""
+    image = Image.new("L", (round(size * stretch), size), 255)
+    draw, width = ImageDraw.Draw(image), round(brush * size)
+    for stroke in strokes:
+        points = [(x * size * stretch, y * size) for x, y in stroke]
+        draw.line(points, fill=0, width=width, joint="curve")
+        for x, y in (points[0], points[-1]):  # round ends, like the page's lineCap
+            draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=0)
+    return image
+
+
 def assert_error(response, status: int, code: str, *words: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -55,10 +88,14 @@ def assert_error(response, status: int, code: str, *words: str) -> dict:
     return answer
 
 
-def assert_prediction(answer: dict, expected_probabilities: np.ndarray, expected_image: np.ndarray) -> None:
+def assert_prediction(classifier, answer: dict, expected_probabilities: np.ndarray, expected_image: np.ndarray) -> None:
+    """The answer is what the Python API gives: the probabilities, the image, and the digit or why none."""
     probabilities = np.array(answer["probabilities"])
     assert probabilities.shape == (10,) and abs(probabilities.sum() - 1) < 1e-4
-    assert answer["digit"] == int(expected_probabilities.argmax()) and answer["label"] == str(answer["digit"])
+    decision = classifier.decide(expected_probabilities, expected_image)[0]  # the tiny model is often "unsure"
+    assert (answer["digit"], answer["reason"]) == (decision.digit, decision.reason), answer
+    assert answer["label"] == (None if decision.digit is None else str(decision.digit))
+    assert answer["confidence"] == pytest.approx(decision.confidence, abs=1e-5)
     np.testing.assert_allclose(probabilities, expected_probabilities, atol=1e-5)
     image = np.array(answer["preprocessed"])
     assert image.shape == (28, 28) and image.min() >= 0 and image.max() <= 1
@@ -88,7 +125,7 @@ def test_a_multipart_upload_is_classified_like_the_python_api(server, classifier
     expected = classifier.predict(picture)
     response = server.post("/api/predict", files={"file": ("one.png", encode(picture), "image/png")})
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
-    assert_prediction(response.json(), expected.probabilities[0], expected.images[0])
+    assert_prediction(classifier, response.json(), expected.probabilities[0], expected.images[0])
 
 
 def test_raw_image_bytes_are_classified(server, classifier):
@@ -97,7 +134,7 @@ def test_raw_image_bytes_are_classified(server, classifier):
     for content_type in ("image/jpeg", "application/octet-stream"):
         response = server.post("/api/predict", content=data, headers={"Content-Type": content_type})
         assert response.status_code == 200, response.text
-        assert_prediction(response.json(), expected.probabilities[0], expected.images[0])
+        assert_prediction(classifier, response.json(), expected.probabilities[0], expected.images[0])
 
 
 def test_json_pixels_go_through_the_same_preparation(server, classifier):
@@ -106,11 +143,198 @@ def test_json_pixels_go_through_the_same_preparation(server, classifier):
         expected = classifier.predict(image)
         response = server.post("/api/predict", json={"pixels": image.tolist()})
         assert response.status_code == 200, response.text
-        assert_prediction(response.json(), expected.probabilities[0], expected.images[0])
+        assert_prediction(classifier, response.json(), expected.probabilities[0], expected.images[0])
     # Dark on light, and floats: the same digit, inverted, gives the same answer.
     inverted = (255.0 - images[0]).tolist()
     answer = server.post("/api/predict", json={"pixels": inverted}).json()
     np.testing.assert_allclose(answer["probabilities"], classifier.predict(images[0]).probabilities[0], atol=0.05)
+
+
+# --- refusals: digit null and why ------------------------------------------------------------
+
+
+def test_an_answer_says_why_when_it_names_no_digit(server, classifier):
+    picture = digit_picture(1)
+    expected = classifier.predict(picture)
+    decision = classifier.decide(expected.probabilities, expected.images)[0]
+    answer = server.post("/api/predict", content=encode(picture)).json()
+    assert (answer["digit"], answer["reason"]) == (decision.digit, decision.reason)
+    assert answer["confidence"] == pytest.approx(decision.confidence, abs=1e-5)
+    # min_confidence=1: no model is that sure, so any image is refused as "unsure": still an answer
+    # (200), with the probabilities and the image the network saw.
+    for options in ({"params": {"min_confidence": "1"}, "content": encode(picture)},
+                    {"files": {"file": ("one.png", encode(picture), "image/png")}, "data": {"min_confidence": "1"}},
+                    {"params": {"min_confidence": "1"}, "json": {"pixels": make_images(1, seed=5)[0][0].tolist()}}):
+        response = server.post("/api/predict", **options)
+        assert response.status_code == 200, response.text
+        refused = response.json()
+        assert refused["digit"] is None and refused["label"] is None and refused["reason"] == "unsure", refused
+        assert "hint" not in refused
+        assert len(refused["probabilities"]) == 10 and abs(sum(refused["probabilities"]) - 1) < 1e-4
+        assert refused["confidence"] == pytest.approx(max(refused["probabilities"]), abs=1e-5)
+        assert np.array(refused["preprocessed"]).shape == (28, 28)
+    # min_confidence=0: the best digit is always named, however unsure.
+    named = server.post("/api/predict", params={"min_confidence": 0}, content=encode(picture)).json()
+    assert named["digit"] == int(expected.digits[0]) and named["reason"] is None
+
+
+def test_several_digits_are_refused_with_a_hint_to_read_them(server):
+    response = server.post("/api/predict", content=encode(drawing(WIDE_42)))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    # The ink is much wider than one digit: refused whatever the (tiny) model says.
+    assert answer["digit"] is None and answer["reason"] == "several digits", answer
+    assert "/api/read" in answer["hint"]
+    assert len(answer["probabilities"]) == 10
+
+
+def test_a_mixed_batch_decides_each_image_with_its_own_threshold(classifier):
+    from digitlab.web import classify
+
+    payloads = [(classify.IMAGE, io.BytesIO(encode(digit_picture(seed))), threshold)
+                for seed, threshold in ((1, 1.0), (1, 0.0), (2, 0.5), (2, 1.0))]
+    answers = [json.loads(outcome) for outcome in classify.classify_batch(classifier, payloads)]
+    assert [answer["reason"] for answer in (answers[0], answers[3])] == ["unsure", "unsure"]
+    assert answers[1]["digit"] == int(np.argmax(answers[1]["probabilities"])) and answers[1]["reason"] is None
+    assert answers[0]["probabilities"] == answers[1]["probabilities"]
+    for (kind, data, threshold), answer in zip(payloads, answers, strict=True):  # as each alone
+        data.seek(0)
+        alone = json.loads(classify.classify_one(classifier, kind, data, threshold))
+        assert (alone["digit"], alone["reason"]) == (answer["digit"], answer["reason"])
+        np.testing.assert_allclose(alone["probabilities"], answer["probabilities"], atol=1e-5)
+
+
+@pytest.mark.parametrize("value", ["high", "-0.1", "1.5", "nan", "inf", ""])
+def test_a_bad_min_confidence_is_refused(server, value):
+    picture = encode(digit_picture(1))
+    for path in ("/api/predict", "/api/read"):
+        assert_error(server.post(path, params={"min_confidence": value}, content=picture), 422,
+                     "bad_min_confidence", "min_confidence", "between 0 and 1")
+        assert_error(server.post(path, files={"file": ("one.png", picture, "image/png")},
+                                 data={"min_confidence": value}), 422, "bad_min_confidence", "min_confidence")
+
+
+# --- reading numbers --------------------------------------------------------------------------
+
+
+def test_two_digits_side_by_side_are_read_as_a_number(server, classifier):
+    # Well apart (the 42 on a pad twice as wide as tall): the tiny model cannot take them for one digit.
+    picture = drawing(FOUR + TWO, stretch=2)
+    for options in ({"content": encode(picture)}, {"files": {"file": ("42.png", encode(picture), "image/png")}}):
+        # min_confidence=0: the tiny model is unsure of these drawings, but each digit found is kept.
+        response = server.post("/api/read", params={"min_confidence": 0}, **options)
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+        answer = response.json()
+        assert set(answer) == {"text", "digits", "confidence"}
+        assert len(answer["text"]) == 2 and len(answer["digits"]) == 2, answer
+        (left, right) = [digit["box"] for digit in answer["digits"]]
+        # Left to right, apart, each inside the picture and on its own half of it, about where it was drawn.
+        assert 0 <= left[0] < left[2] <= right[0] < right[2] <= 448 and left[2] <= 224 <= right[0], answer
+        assert all(0 <= box[1] < box[3] <= 224 for box in (left, right))
+        assert abs(left[0] - 0.18 * 448) < 15 and abs(right[2] - 0.84 * 448) < 15 and abs(left[3] - 0.78 * 224) < 15
+        assert answer["text"] == "".join(str(digit["digit"]) for digit in answer["digits"])
+        for digit in answer["digits"]:
+            assert len(digit["probabilities"]) == 10 and abs(sum(digit["probabilities"]) - 1) < 1e-4
+        assert answer["confidence"] == pytest.approx(
+            math.prod(digit["probabilities"][digit["digit"]] for digit in answer["digits"]), rel=1e-4)
+        # What the library reads, to the JSON's rounding.
+        assert answer == json.loads(json.dumps(read_number(classifier, picture, min_confidence=0).to_dict()))
+    # With min_confidence=1 no digit is sure enough: nothing is read, and that is an answer too.
+    assert server.post("/api/read", params={"min_confidence": 1}, content=encode(picture)).json() == \
+        {"text": "", "digits": [], "confidence": 0.0}
+
+
+def test_boxes_are_in_the_pixels_of_the_image_sent(server):
+    """Also for a big JPEG (decoded at a reduced scale) and for one stored on its side (EXIF orientation)."""
+    picture = drawing(FOUR + TWO, size=1200, stretch=2)  # 2400x1200
+    small = server.post("/api/read", params={"min_confidence": 0}, content=encode(drawing(FOUR + TWO, stretch=2)))
+    expected = [[value * 1200 / 224 for value in digit["box"]] for digit in small.json()["digits"]]
+    sideways = picture.transpose(Image.Transpose.ROTATE_90)  # stored turned left: EXIF orientation 6 turns it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for name, body in (("png", encode(picture)), ("jpeg", encode(picture, "JPEG", quality=90)),
+                       ("sideways jpeg", encode(sideways, "JPEG", quality=90, exif=exif.tobytes()))):
+        answer = server.post("/api/read", params={"min_confidence": 0}, content=body).json()
+        boxes = [digit["box"] for digit in answer["digits"]]
+        assert len(boxes) == 2, (name, answer)
+        # Near the small drawing's boxes scaled up: one pixel there is 5.4 here, and the JPEG is read
+        # at an eighth of its size (8 pixels here); boxes in the decoded pixels would be 8 times too small.
+        np.testing.assert_allclose(boxes, expected, atol=24, err_msg=name)
+
+
+def test_read_takes_json_pixels_and_a_blank_image_reads_as_nothing(server, classifier):
+    image = make_images(1, seed=5)[0][0]  # (28, 28) uint8, white on black
+    answer = server.post("/api/read", params={"min_confidence": 0}, json={"pixels": image.tolist()}).json()
+    assert len(answer["text"]) >= 1 and all(0 <= value <= 28 for digit in answer["digits"] for value in digit["box"])
+    blank = encode(Image.new("L", (280, 280), 255))
+    for response in (server.post("/api/read", content=blank), server.post("/api/read", json={"pixels": [[0] * 28] * 28})):
+        assert response.status_code == 200 and response.json() == {"text": "", "digits": [], "confidence": 0.0}
+
+
+def test_read_refuses_bad_input_as_predict_does(server):
+    assert_error(server.post("/api/read", content=b"hello, not a picture", headers={"Content-Type": "image/png"}),
+                 422, "bad_image", "not an image")
+    assert_error(server.post("/api/read", files={"file": ("notes.txt", b"plain text", "text/plain")}), 422,
+                 "bad_image", "notes.txt")
+    assert_error(server.post("/api/read", content=b""), 400, "no_image", "no body")
+    assert_error(server.post("/api/read", files={"file": ("empty.png", b"", "image/png")}), 400, "no_image", "empty")
+    assert_error(server.post("/api/read", content=b'{"pixels": [', headers={"Content-Type": "application/json"}),
+                 400, "bad_json")
+    assert_error(server.post("/api/read", json={"pixels": [[0] * 28] * 27}), 422, "bad_pixels", "28 rows")
+    assert_error(server.post("/api/read", content=bytes(web_app.MAX_BODY_BYTES + 1)), 413, "too_large")
+    bomb = encode(Image.new("1", (12_000, 12_000)))
+    assert_error(server.post("/api/read", files={"file": ("bomb.png", bomb, "image/png")}), 422, "bad_image",
+                 "megapixels")
+    assert_error(server.get("/api/read"), 405, "method_not_allowed")
+    # Far more pieces of ink than a line of digits has (150 ticks): refused, saying what to do.
+    ticks = [[(0.01 + 0.98 / 150 * index, 0.3), (0.01 + 0.98 / 150 * index, 0.7)] for index in range(150)]
+    assert_error(server.post("/api/read", content=encode(drawing(ticks, size=200, brush=0.025, stretch=10))), 422,
+                 "not_one_line", "too much ink", "crop")
+
+
+def test_the_event_loop_answers_while_numbers_are_read(server):
+    """Reading runs in worker threads: health answers at once while large pictures are read."""
+    big = encode(drawing(FOUR + TWO, size=1800))
+    done = []
+    threads = [threading.Thread(target=lambda: done.append(httpx.post(f"{server.base_url}/api/read",
+                                                                      content=big, timeout=60)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    started = time.perf_counter()
+    assert server.get("/api/health").status_code == 200
+    health_seconds = time.perf_counter() - started
+    for thread in threads:
+        thread.join()
+    assert [response.status_code for response in done] == [200] * 4 and health_seconds < 1.0
+
+
+@pytest.fixture(scope="module")
+def mnist_server(tmp_path_factory):
+    """The tutorial's network trained on real MNIST for one epoch (about 96%), served."""
+    run = train(TrainingConfig(epochs=1), run_dir=tmp_path_factory.mktemp("mnist") / "run", verbose=0)
+    with web_server.running(predict.load_classifier(run.run_dir)) as address, \
+            httpx.Client(base_url=address, timeout=30) as client:
+        yield client
+
+
+@pytest.mark.slow
+def test_a_real_model_reads_42_and_a_4_drawn_small(mnist_server):
+    for strokes in (FOUR + TWO, WIDE_42):  # across the pad, and squashed
+        reading = mnist_server.post("/api/read", content=encode(drawing(strokes))).json()
+        assert reading["text"] == "42" and reading["confidence"] > 0.5, reading
+        assert [digit["digit"] for digit in reading["digits"]] == [4, 2]
+    # Much wider than one digit: refused as one, with the hint to read it.
+    answer = mnist_server.post("/api/predict", content=encode(drawing(WIDE_42))).json()
+    assert answer["digit"] is None and answer["reason"] == "several digits" and "/api/read" in answer["hint"], answer
+    # A 4 across the pad, and in a fifth of it (the brush is then thick for the digit).
+    small_four = [[(0.5 + (x - 0.3) * 0.4, 0.5 + (y - 0.5) * 0.4) for x, y in stroke] for stroke in FOUR]
+    for strokes in (FOUR, small_four):
+        picture = encode(drawing(strokes))
+        four = mnist_server.post("/api/predict", content=picture).json()
+        assert four["digit"] == 4 and four["reason"] is None and four["confidence"] >= DEFAULT_MIN_CONFIDENCE, four
+        assert mnist_server.post("/api/read", content=picture).json()["text"] == "4"
 
 
 # --- bad requests -----------------------------------------------------------------------------
@@ -252,7 +476,8 @@ def test_the_server_still_answers_after_a_burst_of_bad_requests(server, classifi
     assert server.get("/api/health").json()["status"] == "ok"
     picture = digit_picture(6)
     answer = server.post("/api/predict", content=encode(picture)).json()
-    assert answer["digit"] == int(classifier.predict(picture).digits[0])
+    expected = classifier.predict(picture)
+    assert answer["digit"] == classifier.decide(expected.probabilities, expected.images)[0].digit
 
 
 def test_the_event_loop_answers_while_images_are_prepared(server):
@@ -301,12 +526,25 @@ def test_no_cors_unless_asked(server, classifier):
 
 def test_openapi_describes_the_three_request_kinds(server):
     schema = server.get("/openapi.json").json()
-    body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
-    assert {"multipart/form-data", "application/json", "image/png"} <= set(body)
+    for path in ("/api/predict", "/api/read"):
+        operation = schema["paths"][path]["post"]
+        body = operation["requestBody"]["content"]
+        assert {"multipart/form-data", "application/json", "image/png"} <= set(body)
+        assert "min_confidence" in body["multipart/form-data"]["schema"]["properties"]
+        assert [(parameter["name"], parameter["in"], parameter["schema"]["maximum"])
+                for parameter in operation["parameters"]] == [("min_confidence", "query", 1)]
+        # The answers besides 200: each error status with the ErrorAnswer shape (more in test_web_reliability.py).
+        responses = operation["responses"]
+        assert {"400", "408", "413", "422"} <= set(responses) and "ErrorAnswer" in json.dumps(responses["422"])
+        assert "bad_min_confidence" in responses["422"]["content"]["application/json"]["examples"]
+        assert responses["200"]["content"]["application/json"]["examples"], path
     assert "PredictionAnswer" in json.dumps(schema) and server.get("/docs").status_code == 200
-    # The answers besides 200: each error status with the ErrorAnswer shape (more in test_web_reliability.py).
-    responses = schema["paths"]["/api/predict"]["post"]["responses"]
-    assert {"400", "408", "413", "422"} <= set(responses) and "ErrorAnswer" in json.dumps(responses["422"])
+    answer = schema["components"]["schemas"]["PredictionAnswer"]["properties"]
+    assert {"digit", "label", "reason", "confidence", "hint", "probabilities", "preprocessed"} == set(answer)
+    reading = schema["paths"]["/api/read"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert reading["schema"]["$ref"].endswith("/ReadingAnswer")
+    assert reading["examples"]["a number"]["value"]["text"] == "42"
+    assert "no_ink" not in json.dumps(schema["paths"]["/api/read"]["post"]["responses"]["422"])
 
 
 # --- the command line -------------------------------------------------------------------------

@@ -134,42 +134,45 @@ def classifier(tiny_run):
 def test_a_mixed_batch_gives_each_request_what_it_would_get_alone(classifier):
     pixels = (np.asarray(digit_picture(3).convert("L").resize((28, 28))) < 128).astype(int) * 255
     payloads = [
-        (classify.IMAGE, png(digit_picture(7))),
-        (classify.IMAGE, png(Image.new("L", (64, 64), 255))),  # blank: no ink
-        (classify.IMAGE, io.BytesIO(b"not an image")),
-        (classify.JSON, b'{"pixels": ['),
-        (classify.JSON, json.dumps({"pixels": pixels.tolist()}).encode()),
-        (classify.JSON, json.dumps({"pixels": [[300] * 28] * 28}).encode()),
-        (classify.IMAGE, png(digit_picture(1))),
+        (classify.IMAGE, png(digit_picture(7)), 0.5),
+        (classify.IMAGE, png(Image.new("L", (64, 64), 255)), 0.5),  # blank: no ink
+        (classify.IMAGE, io.BytesIO(b"not an image"), 0.5),
+        (classify.JSON, b'{"pixels": [', 0.5),
+        (classify.JSON, json.dumps({"pixels": pixels.tolist()}).encode(), 0.5),
+        (classify.JSON, json.dumps({"pixels": [[300] * 28] * 28}).encode(), 0.5),
+        (classify.IMAGE, png(digit_picture(1)), 0.5),
     ]
     batched = classify.classify_batch(classifier, payloads)
     assert len(batched) == len(payloads)
     expected_codes = [None, "no_ink", "bad_image", "bad_json", None, "bad_pixels", None]
-    for (kind, data), outcome, code in zip(payloads, batched, expected_codes, strict=True):
+    for (kind, data, threshold), outcome, code in zip(payloads, batched, expected_codes, strict=True):
         if hasattr(data, "seek"):
             data.seek(0)
         if code is None:
-            alone = json.loads(classify.classify_one(classifier, kind, data))
+            alone = json.loads(classify.classify_one(classifier, kind, data, threshold))
             answer = json.loads(outcome)
             assert answer["digit"] == alone["digit"] and answer["label"] == alone["label"]
+            assert answer["reason"] == alone["reason"] and answer["confidence"] == pytest.approx(alone["confidence"])
             np.testing.assert_allclose(answer["probabilities"], alone["probabilities"], atol=1e-5)
             assert answer["preprocessed"] == alone["preprocessed"]  # prepared exactly as alone
         else:
             assert isinstance(outcome, classify.RequestError) and outcome.code == code, outcome
             with pytest.raises(classify.RequestError) as raised:
-                classify.classify_one(classifier, kind, data)
+                classify.classify_one(classifier, kind, data, threshold)
             assert raised.value.code == code and raised.value.status == outcome.status
 
 
 def test_many_concurrent_requests_on_the_real_server_each_get_their_own_answer(classifier):
     bodies = [png(digit_picture(seed)).getvalue() for seed in range(40)]
-    expected = [int(classifier.predict(Image.open(io.BytesIO(body))).digits[0]) for body in bodies]
+    predictions = [classifier.predict(Image.open(io.BytesIO(body))) for body in bodies]
+    # min_confidence=0: the tiny model's best guess, however unsure (unless the ink is too wide for one digit).
+    expected = [classifier.decide(prediction.probabilities, prediction.images, 0)[0].digit for prediction in predictions]
     answers: list = [None] * len(bodies)
 
     with web_server.running(classifier) as address:
         def send(index):
             with httpx.Client(base_url=address, timeout=60) as client:
-                answers[index] = client.post("/api/predict", content=bodies[index])
+                answers[index] = client.post("/api/predict", params={"min_confidence": 0}, content=bodies[index])
 
         threads = [threading.Thread(target=send, args=(index,)) for index in range(len(bodies))]
         for thread in threads:

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE
+
 
 class RequestError(Exception):
     """A request the API cannot answer: carries the HTTP status, a message and a short code."""
@@ -33,11 +35,38 @@ class BodyTooSlow(RequestError):
 
 
 class PredictionAnswer(BaseModel):
-    digit: int = Field(description="The most probable class (for MNIST: the digit).", examples=[7])
-    label: str = Field(description="The class's name from the run's config (for MNIST: the digit).", examples=["7"])
-    probabilities: list[float] = Field(description="One probability per class, summing to 1.")
+    digit: int | None = Field(description="The digit (class index) named, or null when the image is refused: "
+                                           "not one digit, or not sure enough (see `reason`).", examples=[7])
+    label: str | None = Field(description="The class's name from the run's config (for MNIST: the digit); null "
+                                           "when `digit` is.", examples=["7"])
+    reason: str | None = Field(description="Why no digit is named: `not a digit` (the model's own class for "
+                                            "what is not a digit), `several digits` (ink much wider than one "
+                                            "digit: send it to `/api/read`), `unsure` (the best digit's "
+                                            "probability is under `min_confidence`); null when a digit is named.",
+                               examples=[None, "several digits"])
+    confidence: float = Field(description="The probability of the most probable digit (never of `not a "
+                                          "digit`); under `min_confidence` the answer is `unsure`.",
+                              examples=[0.97])
+    hint: str | None = Field(None, description="What to do instead, for `several digits`: read the number.",
+                             examples=["it looks like several digits: POST the image to /api/read"])
+    probabilities: list[float] = Field(description="One probability per class, summing to 1 (refused or not).")
     preprocessed: list[list[float]] = Field(
         description="The 28x28 image the network saw, values in [0, 1], light ink on black (rows of columns).")
+
+
+class ReadDigitAnswer(BaseModel):
+    digit: int = Field(description="The digit (class index).", examples=[4])
+    box: list[int] = Field(description="Where it is: [x0, y0, x1, y1] in the image's own pixels, x1 and y1 "
+                                       "exclusive.", min_length=4, max_length=4, examples=[[32, 46, 104, 184]])
+    probabilities: list[float] = Field(description="The model's probabilities for this digit, one per class.")
+
+
+class ReadingAnswer(BaseModel):
+    text: str = Field(description="The digits read, left to right; empty when none is (a blank image, or only "
+                                  "marks that are not digits).", examples=["42"])
+    digits: list[ReadDigitAnswer] = Field(description="Each digit read with its box, left to right.")
+    confidence: float = Field(description="How sure the whole reading is: the product of each digit's "
+                                          "probability (0 when nothing was read).", examples=[0.93])
 
 
 class HealthAnswer(BaseModel):
@@ -49,19 +78,26 @@ class HealthAnswer(BaseModel):
 class ErrorAnswer(BaseModel):
     error: str = Field(description="What is wrong and what to do.")
     code: str = Field(description="A short machine-readable kind: no_ink, bad_image, bad_json, bad_pixels, "
-                                  "no_image, bad_multipart, bad_request, bad_host, too_slow, too_large, "
-                                  "not_found, method_not_allowed, internal.")
+                                  "not_one_line, bad_min_confidence, no_image, bad_multipart, bad_request, "
+                                  "bad_host, too_slow, too_large, not_found, method_not_allowed, internal.")
 
 
 PIXELS_EXAMPLE = {"pixels": [[0] * 28 for _ in range(10)] + [[0] * 13 + [255, 255] + [0] * 13 for _ in range(12)]
                   + [[0] * 28 for _ in range(6)]}
 # An image file: never empty (an empty body or file is 400 `no_image`).
 IMAGE_FILE = {"type": "string", "format": "binary", "minLength": 1}
-PREDICT_REQUEST_BODY = {
+MIN_CONFIDENCE_SCHEMA = {"type": "number", "minimum": 0, "maximum": 1, "default": DEFAULT_MIN_CONFIDENCE}
+MIN_CONFIDENCE_HELP = ("The least probability of the best digit to name it (0-1): under it the answer is `unsure` "
+                       "(`/api/predict`), or the digit is left out of the number (`/api/read`).")
+# `min_confidence` as a query parameter (any kind of body; a multipart field of that name wins).
+MIN_CONFIDENCE_PARAMETERS = [{"name": "min_confidence", "in": "query", "required": False,
+                              "description": MIN_CONFIDENCE_HELP, "schema": MIN_CONFIDENCE_SCHEMA}]
+IMAGE_REQUEST_BODY = {
     "required": True,
     "description": "An image file as multipart field `file`, the image file as the body, or JSON pixels.",
     "content": {
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": IMAGE_FILE}}},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": IMAGE_FILE, "min_confidence": {**MIN_CONFIDENCE_SCHEMA, "description": MIN_CONFIDENCE_HELP}}}},
         "application/json": {
             "schema": {"type": "object", "required": ["pixels"], "properties": {"pixels": {
                 "type": "array", "minItems": 28, "maxItems": 28,
@@ -76,12 +112,19 @@ PREDICT_REQUEST_BODY = {
 }
 
 
+def _answer_example(**answer: Any) -> dict[str, Any]:
+    """An example of /api/predict's answer, without its 784 `preprocessed` numbers (to keep /docs legible)."""
+    return {"summary": "`preprocessed` (28 rows of 28 numbers) left out here", "value": answer}
+
+
 def _error(description: str, **examples: str) -> dict[str, Any]:
     """One declared error answer: the ErrorAnswer model, a description and an example per code."""
     return {"model": ErrorAnswer, "description": description, "content": {"application/json": {"examples": {
         code: {"value": {"error": message, "code": code}} for code, message in examples.items()}}}}
 
 
+BAD_MIN_CONFIDENCE = "min_confidence must be a number between 0 and 1 (a probability), got 'high'"
+SEVERAL_DIGITS_HINT = "this looks like several digits; POST the image to /api/read to read it as a number"
 BAD_HOST = "the Host header names a host this server was not started for (see `digitlab serve --allowed-host`)"
 # Any request can meet these (the Host is checked before anything else).
 HOST_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -101,5 +144,35 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _error("`bad_image`: not an image, truncated, or over 50 megapixels; `bad_pixels`: `pixels` not 28 rows "
                 "of 28 numbers 0-255; `no_ink`: a blank image (no guess).",
                 bad_image="the request body is not an image", bad_pixels="`pixels` must be 28 rows of 28 numbers",
-                no_ink="no ink found"),
+                no_ink="no ink found", bad_min_confidence=BAD_MIN_CONFIDENCE),
+    200: {"description": "A digit, or `digit: null` and the `reason` it is refused (with the probabilities).",
+          "content": {"application/json": {"examples": {
+              "a digit": _answer_example(digit=7, label="7", reason=None, confidence=0.97,
+                                         probabilities=[0.0, 0.004, 0.01, 0.003, 0.0, 0.001, 0.0, 0.97, 0.002, 0.01]),
+              "several digits": _answer_example(digit=None, label=None, reason="several digits", confidence=0.41,
+                                                hint=SEVERAL_DIGITS_HINT, probabilities=[
+                                                    0.02, 0.03, 0.41, 0.05, 0.3, 0.02, 0.01, 0.1, 0.04, 0.02]),
+              "not a digit (a model with that class)": _answer_example(
+                  digit=None, label=None, reason="not a digit", confidence=0.08,
+                  probabilities=[0.08, 0.01, 0.01, 0.0, 0.0, 0.01, 0.02, 0.0, 0.03, 0.01, 0.83])}}}},
+}
+# /api/read: the same requests and errors, except that a blank image is no error (it reads as "").
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PREDICT_RESPONSES,
+    422: _error("`bad_image`: not an image, truncated, or over 50 megapixels; `bad_pixels`: `pixels` not 28 rows "
+                "of 28 numbers 0-255; `not_one_line`: far more pieces of ink than one line of digits has (a page "
+                "of text, a drawing); `bad_min_confidence`: not a number from 0 to 1.",
+                bad_image="the request body is not an image", bad_pixels="`pixels` must be 28 rows of 28 numbers",
+                not_one_line="the request body: too much ink to be one line of digits (60 pieces); crop it to "
+                             "the number",
+                bad_min_confidence=BAD_MIN_CONFIDENCE),
+    200: {"description": "The number read: its digits left to right, each with its box; `text` is empty when no "
+                         "digit is read.",
+          "content": {"application/json": {"examples": {
+              "a number": {"value": {"text": "42", "confidence": 0.93, "digits": [
+                  {"digit": 4, "box": [32, 46, 104, 184],
+                   "probabilities": [0.0, 0.01, 0.0, 0.0, 0.96, 0.0, 0.0, 0.01, 0.0, 0.02]},
+                  {"digit": 2, "box": [122, 50, 198, 178],
+                   "probabilities": [0.0, 0.01, 0.97, 0.01, 0.0, 0.0, 0.0, 0.01, 0.0, 0.0]}]}},
+              "nothing read": {"value": {"text": "", "digits": [], "confidence": 0.0}}}}}},
 }

@@ -1,22 +1,24 @@
-"""The FastAPI app: the drawing page, `POST /api/predict`, `GET /api/health`, `GET /api/model`, and the
-OpenAPI pages `/docs` and `/redoc`, served offline.
+"""The FastAPI app: the drawing page, `POST /api/predict`, `POST /api/read`, `GET /api/health`,
+`GET /api/model`, and the OpenAPI pages `/docs` and `/redoc`, served offline.
 
-No ML logic lives here: every image goes through `prepare_image` and the loaded
-`predict.Classifier` (one compiled forward pass, safe to call from several threads), by way of
-`classify.py`. This module owns what HTTP adds: reading the three kinds of request body, turning
-every failure into a JSON error with the right 4xx status, and keeping blocking work off the event
-loop. What is refused before the app reads a request (an unknown Host, a body too large or too
-slow) is in `guards.py`; the answers' shapes are in `answers.py`.
+No ML logic lives here: every image goes through `prepare_image`, the loaded `predict.Classifier`
+(one compiled forward pass, safe to call from several threads) and its `decide`, or through
+`reading.read_number` for `/api/read`, by way of `classify.py`. This module owns what HTTP adds:
+reading the three kinds of request body, turning every failure into a JSON error with the right 4xx
+status, and keeping blocking work off the event loop. What is refused before the app reads a request
+(an unknown Host, a body too large or too slow) is in `guards.py`; the answers' shapes are in
+`answers.py`.
 
-Request bodies accepted by `POST /api/predict`:
+Request bodies accepted by `POST /api/predict` and `POST /api/read`:
 
 - `multipart/form-data` with the image file in the field `file` (what an HTML form or `curl -F` sends);
 - `application/json`: `{"pixels": [[28 numbers 0-255] x 28]}`, one grayscale digit, either
   polarity (white on black like MNIST, or dark on light);
 - any other content type: the body is the image file itself (PNG, JPEG, BMP, GIF, TIFF, WebP).
 
-All three are prepared by the same `prepare_image` (so a 28x28 `pixels` digit drawn small or
+For `/api/predict` all three are prepared by the same `prepare_image` (so a 28x28 `pixels` digit drawn small or
 off-centre is scaled and centred like a photo); the answer's `preprocessed` is what the network saw.
+Both take `min_confidence` (0-1) as a query parameter or a multipart field.
 """
 
 from __future__ import annotations
@@ -44,14 +46,17 @@ from digitlab import __version__
 from digitlab.inference.images import MNIST_SIZE
 from digitlab.web.answers import (
     HOST_RESPONSES,
-    PREDICT_REQUEST_BODY,
+    IMAGE_REQUEST_BODY,
+    MIN_CONFIDENCE_PARAMETERS,
     PREDICT_RESPONSES,
+    READ_RESPONSES,
     HealthAnswer,
     PredictionAnswer,
+    ReadingAnswer,
     RequestError,
 )
 from digitlab.web.batching import MAX_BATCH_SIZE, Batcher
-from digitlab.web.classify import IMAGE, JSON, classify_batch, classify_one
+from digitlab.web.classify import IMAGE, JSON, classify_batch, classify_one, min_confidence_from, read_one
 from digitlab.web.guards import AllowedHosts, BodyGuard, HostGuard
 
 # Request bodies larger than this are refused with 413 before they are read (Content-Length) or as
@@ -64,7 +69,8 @@ BODY_TIMEOUT_SECONDS = 10.0
 # process, so that decoding a big photo neither blocks the event loop nor holds up the small
 # drawings, which go through the batcher (batching.py). Preparing is NumPy/Pillow work that mostly
 # holds the GIL: on 2 cores, 4 threads cost about 35% more CPU per request than 2 (contention).
-# The cap also bounds the memory large uploads take at once.
+# The cap also bounds the memory large uploads take at once. Numbers (`/api/read`) are read in these
+# threads too: 5-15 ms of CPU work each, whatever their size (each is cut into digits its own way).
 IMAGE_THREADS = 2
 # Bodies up to this size (a drawing, a scanned digit, JSON pixels) are batched.
 BATCHED_BODY_BYTES = 256 * 1024
@@ -87,7 +93,8 @@ PAGE_HEADERS = {
 
 class BatchedClassifier:
     """The classifier as the running app uses it: small bodies through the batcher (started and
-    stopped with the app), large ones in at most `image_threads` worker threads at once."""
+    stopped with the app), large ones and numbers to read in at most `image_threads` worker threads
+    at once."""
 
     def __init__(self, classifier, image_threads: int) -> None:
         self.classifier, self.image_threads = classifier, image_threads
@@ -107,13 +114,22 @@ class BatchedClassifier:
             self.batcher.close()
             self.batcher = None
 
-    async def classify(self, kind: str, data, size: int) -> bytes:
+    async def classify(self, kind: str, data, size: int, min_confidence: float) -> bytes:
         """The answer for one payload (see `classify.py`); raises its RequestError."""
         if size <= BATCHED_BODY_BYTES and self.batcher is not None:
-            return await self.batcher.submit((kind, data))
+            return await self.batcher.submit((kind, data, min_confidence))
+        return await anyio.to_thread.run_sync(classify_one, self.classifier, kind, data, min_confidence,
+                                              limiter=self._limiter())
+
+    async def read(self, kind: str, data, min_confidence: float) -> bytes:
+        """The number in one payload (see `classify.read_one`); raises its RequestError."""
+        return await anyio.to_thread.run_sync(read_one, self.classifier, kind, data, min_confidence,
+                                              limiter=self._limiter())
+
+    def _limiter(self) -> anyio.CapacityLimiter:
         if self.limiter is None:
             self.limiter = anyio.CapacityLimiter(self.image_threads)
-        return await anyio.to_thread.run_sync(classify_one, self.classifier, kind, data, limiter=self.limiter)
+        return self.limiter
 
 
 def create_app(classifier, cors_origins: Sequence[str] = (), allowed_hosts: AllowedHosts | None = None,
@@ -142,7 +158,8 @@ def create_app(classifier, cors_origins: Sequence[str] = (), allowed_hosts: Allo
 
     # docs_url=None, redoc_url=None: FastAPI's own pages load Swagger UI and ReDoc from a CDN.
     app = FastAPI(title="digitlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Draw a digit at `/`, or send one to `POST /api/predict`.")
+                  description="Draw a digit or a number at `/`; send one digit to `POST /api/predict`, a number "
+                              "(a line of digits) to `POST /api/read`.")
     app.state.classifier, app.state.predictor = classifier, predictor
     _add_error_handlers(app)
     _add_page(app)
@@ -250,27 +267,50 @@ def _add_api(app: FastAPI, predictor: BatchedClassifier, description: dict[str, 
         return description
 
     @app.post("/api/predict", summary="Classify one digit: an image upload, image bytes or JSON pixels.",
+              description="The digit, or `digit: null` with the `reason` it is refused (`not a digit`, "
+                          "`several digits` (with a `hint` to use `/api/read`), `unsure`); an answer (200) either "
+                          "way, with the probabilities.",
               response_model=PredictionAnswer, responses=PREDICT_RESPONSES,
-              openapi_extra={"requestBody": PREDICT_REQUEST_BODY})
+              openapi_extra={"requestBody": IMAGE_REQUEST_BODY, "parameters": MIN_CONFIDENCE_PARAMETERS})
     async def predict(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type == "multipart/form-data":
-            kind, data = IMAGE, await _read_upload(request, max_body_bytes)
-            size = len(data.getbuffer())
-        elif content_type == "application/json" or content_type.endswith("+json"):
-            kind, data = JSON, await request.body()
-            size = len(data)
-        else:
-            body = await request.body()
-            if not body:
-                raise RequestError(400, "the request has no body; send an image file (as the body or as multipart "
-                                        "field `file`) or JSON {\"pixels\": [[...] x 28]}", "no_image")
-            kind, data, size = IMAGE, _named_bytes(body, "the request body"), len(body)
-        return Response(await predictor.classify(kind, data, size), media_type="application/json")
+        kind, data, size, min_confidence = await _payload(request, max_body_bytes)
+        return Response(await predictor.classify(kind, data, size, min_confidence), media_type="application/json")
+
+    @app.post("/api/read", summary="Read a number (a line of digits): an image upload, image bytes or JSON pixels.",
+              description="The digits read left to right (`text`), each with its box in the image's pixels and "
+                          "its probabilities; marks that are not digits are left out, and a blank image reads "
+                          "as `\"\"`.",
+              response_model=ReadingAnswer, responses=READ_RESPONSES,
+              openapi_extra={"requestBody": IMAGE_REQUEST_BODY, "parameters": MIN_CONFIDENCE_PARAMETERS})
+    async def read(request: Request) -> Response:
+        kind, data, _, min_confidence = await _payload(request, max_body_bytes)
+        return Response(await predictor.read(kind, data, min_confidence), media_type="application/json")
 
 
-async def _read_upload(request: Request, max_bytes: int) -> io.BytesIO:
-    """The bytes of multipart field `file`."""
+async def _payload(request: Request, max_body_bytes: int) -> tuple[str, Any, int, float]:
+    """The request's image (kind and data, as `classify.py` takes them), its size and `min_confidence`."""
+    min_confidence = request.query_params.get("min_confidence")
+    if min_confidence is not None:
+        min_confidence_from(min_confidence)  # a bad query value is an error even when the form's field wins
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        data, form_min_confidence = await _read_upload(request, max_body_bytes)
+        kind, size = IMAGE, len(data.getbuffer())
+        min_confidence = form_min_confidence if form_min_confidence is not None else min_confidence
+    elif content_type == "application/json" or content_type.endswith("+json"):
+        kind, data = JSON, await request.body()
+        size = len(data)
+    else:
+        body = await request.body()
+        if not body:
+            raise RequestError(400, "the request has no body; send an image file (as the body or as multipart "
+                                    "field `file`) or JSON {\"pixels\": [[...] x 28]}", "no_image")
+        kind, data, size = IMAGE, _named_bytes(body, "the request body"), len(body)
+    return kind, data, size, min_confidence_from(min_confidence)
+
+
+async def _read_upload(request: Request, max_bytes: int) -> tuple[io.BytesIO, str | None]:
+    """The bytes of multipart field `file`, and the field `min_confidence` (None when not sent)."""
     from starlette.datastructures import UploadFile
 
     try:
@@ -287,7 +327,11 @@ async def _read_upload(request: Request, max_bytes: int) -> io.BytesIO:
         data = await upload.read()
         if not data:
             raise RequestError(400, f"the uploaded file {upload.filename or ''!r} is empty", "no_image")
-        return _named_bytes(data, upload.filename or "the uploaded file")
+        min_confidence = form.get("min_confidence")
+        if min_confidence is not None and not isinstance(min_confidence, str):
+            raise RequestError(422, "the multipart field `min_confidence` is a file; send a number from 0 to 1",
+                               "bad_min_confidence")
+        return _named_bytes(data, upload.filename or "the uploaded file"), min_confidence
     finally:
         await form.close()
 

@@ -1,13 +1,16 @@
-"""Classifying request payloads: the blocking work, run in the batcher's thread (`batching.py`) or in a
-worker thread. No HTTP here: a payload is ("image", file object) or ("json", body bytes), and each
-outcome is the answer as JSON bytes or the `RequestError` to answer with.
+"""Classifying and reading request payloads: the blocking work, run in the batcher's thread
+(`batching.py`) or in a worker thread. No HTTP here: a payload is ("image", file object,
+min_confidence) or ("json", body bytes, min_confidence), and each outcome is the answer as JSON bytes
+or the `RequestError` to answer with.
 
-No ML logic either: images go through `images.prepare_image_batch` and the loaded classifier.
+No ML logic either: images go through `images.prepare_image_batch`, the loaded classifier and its
+`decide` (a digit, or none and why), or through `reading.read_number` for a number.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -16,27 +19,44 @@ import numpy as np
 import orjson
 
 from digitlab.errors import ImageError
-from digitlab.inference.images import MNIST_SIZE, prepare_image_batch
-from digitlab.web.answers import RequestError
+from digitlab.inference.images import MNIST_SIZE, prepare_image_batch, read_image
+from digitlab.inference.reading import read_number
+from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE, SEVERAL_DIGITS, check_min_confidence
+from digitlab.web.answers import SEVERAL_DIGITS_HINT, RequestError
 
-# A payload for `classify_batch`: ("image", file object of the image's bytes) or ("json", body bytes).
+# A payload for `classify_batch`: (IMAGE, file object of the image's bytes, min_confidence) or
+# (JSON, body bytes, min_confidence).
 IMAGE, JSON = "image", "json"
 
+log = logging.getLogger("digitlab.web")
 
-def classify_one(classifier, kind: str, data) -> bytes:
+
+def min_confidence_from(text: str | None) -> float:
+    """A `min_confidence` parameter as sent (None: not sent) -> the threshold; RequestError (422) if bad."""
+    if text is None:
+        return DEFAULT_MIN_CONFIDENCE
+    try:
+        return check_min_confidence(float(text))
+    except ValueError as err:
+        shown = text if len(text) <= 20 else text[:20] + "..."
+        raise RequestError(422, f"min_confidence must be a number between 0 and 1 (a probability), got {shown!r}",
+                           "bad_min_confidence") from err
+
+
+def classify_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bytes:
     """`classify_batch` for one payload: the answer, or its RequestError raised."""
-    outcome = classify_batch(classifier, [(kind, data)])[0]
+    outcome = classify_batch(classifier, [(kind, data, min_confidence)])[0]
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome
 
 
-def classify_batch(classifier, payloads: Sequence[tuple[str, Any]]) -> list:
+def classify_batch(classifier, payloads: Sequence[tuple[str, Any, float]]) -> list:
     """Prepare and classify several images at once: per payload, the answer as JSON bytes or the
     RequestError to answer with. Each image is prepared exactly as alone; one model call for all."""
     outcomes: list = [None] * len(payloads)
     sources, positions = [], []
-    for position, (kind, data) in enumerate(payloads):
+    for position, (kind, data, _) in enumerate(payloads):
         try:
             sources.append(_pixels_from_json(data) if kind == JSON else data)
             positions.append(position)
@@ -50,29 +70,89 @@ def classify_batch(classifier, payloads: Sequence[tuple[str, Any]]) -> list:
             prepared.append(outcome)
             prepared_positions.append(position)
     if prepared:
-        probabilities = classifier.probabilities(np.stack(prepared))  # (images, classes)
-        for position, image, image_probabilities in zip(prepared_positions, prepared, probabilities, strict=True):
-            outcomes[position] = _answer(classifier, image, image_probabilities)
+        images = np.stack(prepared)  # (images, 28, 28)
+        probabilities = classifier.probabilities(images)  # (images, classes)
+        thresholds = np.array([payloads[position][2] for position in prepared_positions])
+        decisions: list = [None] * len(prepared)
+        # One `decide` per threshold asked for (nearly always one for the whole batch).
+        for threshold in np.unique(thresholds):
+            rows = np.flatnonzero(thresholds == threshold)
+            for row, decision in zip(rows, classifier.decide(probabilities[rows], images[rows], float(threshold)),
+                                     strict=True):
+                decisions[row] = decision
+        for row, position in enumerate(prepared_positions):
+            outcomes[position] = _answer(classifier, images[row], probabilities[row], decisions[row])
     return outcomes
 
 
-def _answer(classifier, prepared: np.ndarray, probabilities: np.ndarray) -> bytes:
-    """The JSON answer for one prepared (28, 28) image and its class probabilities."""
-    digit = int(probabilities.argmax())
-    return orjson.dumps({
-        "digit": digit,
-        "label": classifier.class_names[digit],
+def read_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bytes:
+    """The number in one payload (`reading.read_number`) as JSON bytes; its RequestError raised.
+
+    The boxes are in the pixels of the image sent (for JSON pixels: of the 28x28 grid)."""
+    try:
+        source, scale = (_pixels_from_json(data), (1.0, 1.0)) if kind == JSON else _decoded(data)
+        reading = read_number(classifier, source, min_confidence=min_confidence)
+    except RequestError:
+        raise
+    except Exception as err:  # noqa: BLE001  (the client's image, as in `prepare_image_batch`)
+        if not isinstance(err, (ImageError, MemoryError)):
+            log.warning("reading an image failed unexpectedly", exc_info=err)
+        raise _image_error(err) from err
+    answer = reading.to_dict()
+    if scale != (1.0, 1.0):
+        for digit in answer["digits"]:
+            left, top, right, bottom = digit["box"]
+            digit["box"] = [math.floor(left * scale[0]), math.floor(top * scale[1]),
+                            math.ceil(right * scale[0]), math.ceil(bottom * scale[1])]
+    return orjson.dumps(answer)
+
+
+def _decoded(data) -> tuple[Any, tuple[float, float]]:
+    """The image as `read_image` decodes it (a large JPEG at a reduced scale, turned upright by its EXIF
+    orientation), and the file's pixels per decoded pixel across and down: what turns boxes in the
+    decoded picture into boxes in the image the client sent."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # read_image refuses those itself
+            with Image.open(data) as header:  # the header only: no pixel decoded
+                width, height = header.size
+                if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored on its side: turned upright
+                    width, height = height, width
+    except Exception:  # noqa: BLE001  (not an image: read_image says so, naming the file)
+        width = height = None
+    data.seek(0)
+    picture = read_image(data)
+    if width is None or picture.size == (width, height):
+        return picture, (1.0, 1.0)
+    return picture, (width / picture.size[0], height / picture.size[1])
+
+
+def _answer(classifier, prepared: np.ndarray, probabilities: np.ndarray, decision) -> bytes:
+    """The JSON answer for one prepared (28, 28) image, its class probabilities and the decision on them."""
+    answer = {
+        "digit": decision.digit,
+        "label": None if decision.digit is None else classifier.class_names[decision.digit],
+        "reason": decision.reason,
+        "confidence": _short_float(decision.confidence),
         "probabilities": [_short_float(value) for value in probabilities],
         # float64 first, so that rounding gives 0.753 rather than float32's 0.7529999852180481.
         "preprocessed": np.round(prepared.astype(np.float64), 3),
-    }, option=orjson.OPT_SERIALIZE_NUMPY)
+    }
+    if decision.reason == SEVERAL_DIGITS:
+        answer["hint"] = SEVERAL_DIGITS_HINT
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _image_error(error: BaseException) -> RequestError:
     """What `prepare_image` raised for a client's image -> the RequestError to answer with (422)."""
     if isinstance(error, ImageError):
         message = str(error)
-        return RequestError(422, message, "no_ink" if "no ink" in message else "bad_image")
+        code = "no_ink" if "no ink" in message else "not_one_line" if "too much ink" in message else "bad_image"
+        return RequestError(422, message, code)
     if isinstance(error, MemoryError):
         return RequestError(422, "the image is too large to decode in the memory available", "bad_image")
     # Pillow can trip in ways not foreseen on hostile input: still the client's image.

@@ -1,24 +1,34 @@
-// digitlab drawing page: draw on the pad (pointer events), send it as a PNG to /api/predict while
-// drawing (throttled, one request at a time, stale answers dropped), show the answer, the ten
-// probabilities, the top three and the 28x28 image the network saw. Settled answers (not each one
-// while drawing) are announced to screen readers. Plain JavaScript, no dependencies.
+// digitlab drawing page: draw on the pad (pointer events), send it as a PNG to /api/predict (one
+// digit) and /api/read (a number) while drawing (throttled, one request at a time, stale answers
+// dropped), show the answer, a box around each digit read, the probabilities, the top three and
+// the 28x28 image the network saw. Settled answers (not each one while drawing) are announced to
+// screen readers. Plain JavaScript, no dependencies.
+//
+// `?min_confidence=0.8` in the page's address is passed on to the API: the least probability of the
+// best digit to name it (the server's default otherwise).
 "use strict";
 
 (() => {
-  const BRUSH = 0.075;          // brush diameter as a share of the pad's side
+  const BRUSH = 0.05;           // brush diameter as a share of the pad's side: a tenth of a digit drawn
+                                // across most of the pad (MNIST's strokes: a tenth to a sixth); thicker
+                                // blots digits drawn small
   const INK = "#14161b";
   const SEND_EVERY_MS = 90;     // while drawing, at most one request per this many milliseconds
   const UPLOAD_SIZE = 224;      // the pad is sent as a PNG of this many pixels a side
   const MAX_SEND_BYTES = (5 * 1024 - 64) * 1024;  // the server's 5 MB body limit, less room for the form around the file
   const MAX_SIDE = 1600;        // larger pictures are shrunk to this many pixels on the longest side
   const ANNOUNCE_AFTER_MS = 500;  // a settled answer is announced when nothing has changed for this long
+  const NOT_A_DIGIT = "not a digit";  // the class name of a model trained to refuse (the reader recipe)
+  const BOX = "#3b4fd8";        // boxes around the digits read: on the white pad in both colour schemes
+  const QUERY = apiQuery();     // "?min_confidence=..." when the page's address has it, else ""
 
   const $ = (id) => document.getElementById(id);
   const pad = $("pad"), padWrap = $("pad-wrap"), hint = $("pad-hint");
   const context = pad.getContext("2d");
+  const boxes = $("boxes"), boxesContext = boxes.getContext("2d");
   const result = $("result"), digitBox = $("digit"), verdict = $("verdict"), confidence = $("confidence");
   const barsBox = $("bars"), seen = $("seen"), seenContext = seen.getContext("2d");
-  const top3 = $("top3"), seenFrame = $("seen-frame"), announcer = $("announce");
+  const top3 = $("top3"), seenFrame = $("seen-frame"), announcer = $("announce"), chartNote = $("chart-note");
   const fileInput = $("file"), sourceNote = $("source-note"), undoButton = $("undo");
   const defaultNote = sourceNote.textContent;
 
@@ -27,6 +37,8 @@
   let current = null;           // the stroke being drawn
   let uploaded = null;          // an uploaded picture shown on the pad (ImageBitmap), or null
   let generation = 0;           // bumped on Clear, Undo and upload: answers for older drawings are dropped
+  let sentSize = null;          // [width, height] of the last image sent: the digits' boxes are in its pixels
+  let readDigits = [];          // the digits read from it: [{digit, box: [x0, y0, x1, y1], probabilities}]
   let timer = 0, inFlight = false, again = false, redrawQueued = false, announceTimer = 0;
 
   // --- drawing --------------------------------------------------------------------------------
@@ -84,10 +96,57 @@
   function fitCanvas() {
     const size = Math.max(1, Math.round(pad.getBoundingClientRect().width * (window.devicePixelRatio || 1)));
     if (pad.width !== size) {
-      pad.width = size;
-      pad.height = size;
+      pad.width = pad.height = size;
+      boxes.width = boxes.height = size;
     }
     redraw();
+    drawBoxes();
+  }
+
+  // --- boxes around the digits read ------------------------------------------------------------
+
+  // Where the image sent lies on the pad, in pad pixels: the whole pad for a drawing, the picture
+  // fitted and centred (as `paint` draws it) for an upload.
+  function sentFrame(size) {
+    const [width, height] = sentSize;
+    const scale = Math.min(size / width, size / height);
+    return { scale, left: (size - width * scale) / 2, top: (size - height * scale) / 2 };
+  }
+
+  // The boxes drawn are listed on the canvas too, as [left, top, width, height] in its pixels (`data-boxes`).
+  function drawBoxes() {
+    const size = boxes.width, drawn = [];
+    boxesContext.clearRect(0, 0, size, boxes.height);
+    boxes.dataset.boxes = "[]";
+    if (!sentSize || !readDigits.length) return;
+    const frame = sentFrame(size);
+    const line = Math.max(2, Math.round(size / 160));
+    const font = Math.max(12, Math.round(size / 16));
+    boxesContext.lineWidth = line;
+    boxesContext.strokeStyle = BOX;
+    boxesContext.font = `700 ${font}px system-ui, sans-serif`;
+    boxesContext.textBaseline = "top";
+    for (const read of readDigits) {
+      const [x0, y0, x1, y1] = read.box;
+      const left = frame.left + x0 * frame.scale, top = frame.top + y0 * frame.scale;
+      const width = (x1 - x0) * frame.scale, height = (y1 - y0) * frame.scale;
+      boxesContext.strokeRect(left, top, width, height);
+      drawn.push([left, top, width, height].map(Math.round));
+      // The digit in a tag on the box's top-left corner, above it where there is room, else inside.
+      const label = classNames[read.digit] ?? String(read.digit);
+      const tagWidth = boxesContext.measureText(label).width + font * 0.5, tagHeight = font * 1.2;
+      const tagTop = top - tagHeight >= 0 ? top - tagHeight : top;
+      boxesContext.fillStyle = BOX;
+      boxesContext.fillRect(left - line / 2, tagTop, tagWidth, tagHeight);
+      boxesContext.fillStyle = "#fff";
+      boxesContext.fillText(label, left - line / 2 + font * 0.25, tagTop + font * 0.12);
+    }
+    boxes.dataset.boxes = JSON.stringify(drawn);
+  }
+
+  function setBoxes(digits) {
+    readDigits = digits;
+    drawBoxes();
   }
 
   function pointOf(event) {
@@ -150,7 +209,7 @@
     result.dataset.state = result.dataset.state === "empty" ? "busy" : result.dataset.state;
     try {
       const body = await padImage();
-      await ask({ method: "POST", body, headers: { "Content-Type": "image/png" } }, asked);
+      await ask({ method: "POST", body, headers: { "Content-Type": "image/png" } }, asked, [UPLOAD_SIZE, UPLOAD_SIZE]);
     } finally {
       inFlight = false;
       if (again) {
@@ -160,10 +219,19 @@
     }
   }
 
-  async function ask(request, asked) {
-    let response;
+  // The address's `min_confidence`, passed on to the API as it is (the server checks it).
+  function apiQuery() {
+    const value = new URLSearchParams(window.location.search).get("min_confidence");
+    return value === null ? "" : `?min_confidence=${encodeURIComponent(value)}`;
+  }
+
+  // One image, two questions at once: one digit (/api/predict: the card, the bars, what the network
+  // sees) and a number (/api/read: the digits and their boxes). `size`: the image's [width, height],
+  // or null when the page cannot show it (then no boxes).
+  async function ask(request, asked, size) {
+    let responses;
     try {
-      response = await fetch("/api/predict", request);
+      responses = await Promise.all(["/api/predict", "/api/read"].map((path) => fetch(path + QUERY, request)));
     } catch (error) {
       if (asked === generation) {
         showError("The server does not answer", "Check that digitlab is still running, then try again.");
@@ -171,11 +239,14 @@
       }
       return;
     }
-    const answer = await response.json().catch(() => ({}));
+    const [answer, reading] = await Promise.all(responses.map((response) => response.json().catch(() => ({}))));
     if (asked !== generation) return;     // cleared or replaced meanwhile
-    if (response.ok && Array.isArray(answer.probabilities)) showAnswer(answer);
-    else if (answer.code === "no_ink") showBlank();
-    else showError(...problem(response.status, answer.code));
+    const [predicted, read] = responses;
+    sentSize = size;
+    if (predicted.ok && Array.isArray(answer.probabilities)) {
+      showAnswer(answer, read.ok && typeof reading.text === "string" ? reading : { text: "", digits: [], confidence: 0 });
+    } else if (answer.code === "no_ink") showBlank();
+    else showError(...problem(predicted.status, answer.code));
     announceSettled();
   }
 
@@ -186,6 +257,9 @@
     }
     if (code === "too_large") return ["This image is too large", "Try a smaller picture (under 5 MB), or a crop of the digit."];
     if (code === "no_image") return ["This file is empty", "Choose a photo or a scan of one digit."];
+    if (code === "bad_min_confidence") {
+      return ["This page's address asks for a bad threshold", "min_confidence must be a number from 0 to 1, as in ?min_confidence=0.8."];
+    }
     if (status === 408) return ["Sending took too long", "The connection may be slow. Try again."];
     if (status >= 500) return ["Something went wrong on the server", "Try again; if it keeps happening, the server's log says why."];
     return ["Cannot read this image", "Try another picture of one digit, or draw it on the pad."];
@@ -212,6 +286,7 @@
 
   function buildBars() {
     barsBox.textContent = "";
+    barsBox.style.gridTemplateColumns = `repeat(${classNames.length}, minmax(0, 1fr))`;
     classNames.forEach((name, index) => {
       const bar = document.createElement("div");
       bar.className = "bar";
@@ -219,7 +294,7 @@
       bar.title = name;
       bar.innerHTML = '<span class="bar-value"></span><span class="bar-track"><span class="bar-fill"></span></span>' +
         '<span class="bar-label"></span>';
-      bar.querySelector(".bar-label").textContent = name.length <= 2 ? name : String(index);
+      bar.querySelector(".bar-label").textContent = name === NOT_A_DIGIT ? "\u2717" : name.length <= 2 ? name : String(index);
       barsBox.appendChild(bar);
     });
   }
@@ -249,9 +324,12 @@
     seenFrame.dataset.empty = String(!image);
   }
 
+  // A digit, a number or a class name: numbers of 3-4 digits get a smaller font, longer text smaller still.
   function setDigit(text) {
+    const number = /^\d+$/.test(text);
     digitBox.textContent = text;
-    digitBox.classList.toggle("long", text.length > 2);
+    digitBox.classList.toggle("wide", number && text.length > 2 && text.length <= 4);
+    digitBox.classList.toggle("long", text.length > 2 && !(number && text.length <= 4));
   }
 
   const percent = (value, digits) => `${(value * 100).toFixed(digits)}%`;
@@ -272,12 +350,27 @@
     return `${/^8|^1[18](?!\d)|^[aeiou]/i.test(name) ? "an" : "a"} ${name}`;
   }
 
-  function showAnswer(answer) {
+  const nameOf = (digit) => classNames[digit] ?? String(digit);
+
+  // `answer`: /api/predict's (one digit, or none and why); `reading`: /api/read's (the number). The
+  // library decides whether the drawing is one digit: when /api/predict names one, that is the
+  // answer (the reading may cut a loose 8 into a 4 and an 8); when it says "several digits", the
+  // number read is; otherwise, no digit at all (the reading may find digits in the pieces of a star).
+  function showAnswer(answer, reading) {
+    if (answer.digit !== null && answer.digit !== undefined) showDigit(answer, reading);
+    else if (answer.reason === "several digits" && reading.text) showNumber(answer, reading);
+    else showRefused(answer);
+  }
+
+  // One digit: its box when the reading found that digit alone (it may cut a digit differently, or
+  // leave out a part it is unsure of: then no box rather than one around a part).
+  function showDigit(answer, reading) {
+    const [read] = reading.digits;
+    setBoxes(reading.digits.length === 1 && read.digit === answer.digit ? [read] : []);
     const probability = answer.probabilities[answer.digit];
-    const name = classNames[answer.digit] ?? String(answer.digit);
-    const named = withArticle(name);
+    const named = withArticle(nameOf(answer.digit));
     result.dataset.state = "answer";
-    setDigit(name);
+    setDigit(nameOf(answer.digit));
     verdict.textContent = probability >= 0.8 ? `It's ${named}` : probability >= 0.5 ? `Probably ${named}` :
       `Maybe ${named}?`;
     confidence.textContent = `${inWords(percentText(probability))} sure`;
@@ -286,15 +379,65 @@
     setSeen(answer.preprocessed);
   }
 
+  // Several digits: the number, each digit with its own probability and box; the bars would be those
+  // of the whole drawing taken for one digit, so none are shown.
+  function showNumber(answer, reading) {
+    setBoxes(reading.digits);
+    result.dataset.state = "number";
+    setDigit(reading.text);
+    verdict.textContent = `Several digits \u2014 read as ${reading.text}`;
+    confidence.textContent = reading.text.length >= 2
+      ? `${inWords(percentText(reading.confidence))} sure of all ${reading.text.length}`
+      : "The rest does not look like digits.";
+    setChips(reading.digits.map((read) => [read.digit, read.probabilities[read.digit]]), "Digits read, left to right");
+    top3.classList.add("digits");
+    setBars(null);
+    chartNote.hidden = false;
+    setSeen(answer.preprocessed);
+  }
+
+  // Not one digit, and no number: the server's reason in words, with the probabilities it had.
+  function showRefused(answer) {
+    setBoxes([]);
+    result.dataset.state = "refused";
+    if (answer.reason === "unsure") {
+      const best = answer.probabilities.map((value, index) => [value, index])
+        .filter(([, index]) => classNames[index] !== NOT_A_DIGIT).sort((a, b) => b[0] - a[0])[0];
+      const asked = QUERY ? Number(new URLSearchParams(QUERY).get("min_confidence")) : NaN;
+      setDigit("?");
+      verdict.textContent = "Not sure that's a digit";
+      confidence.textContent = `Maybe ${withArticle(nameOf(best[1]))}? ${inWords(percentText(best[0]))} sure, ` +
+        (Number.isFinite(asked) ? `under the ${percent(asked, 0)} asked for.` : "too little to say.");
+    } else {
+      setDigit("\u2717");
+      verdict.textContent = "That doesn't look like a digit";
+      confidence.textContent = answer.reason === "several digits"
+        ? "It looks like several marks, and none of them like a digit."
+        : "The network takes it for something else: a letter, a sign or a drawing.";
+    }
+    setTop3(answer.probabilities);
+    setBars(answer.probabilities);
+    setSeen(answer.preprocessed);
+  }
+
   function setTop3(probabilities) {
+    top3.classList.remove("digits");
+    chartNote.hidden = true;
+    const ranked = probabilities &&
+      probabilities.map((value, index) => [index, value]).sort((a, b) => b[1] - a[1]).slice(0, 3);
+    setChips(ranked, "Most likely");
+  }
+
+  // The chips under the verdict: [[class, probability], ...], or null for none.
+  function setChips(chips, label) {
     top3.textContent = "";
-    top3.hidden = !probabilities;
-    if (!probabilities) return;
-    const ranked = probabilities.map((value, index) => [value, index]).sort((a, b) => b[0] - a[0]).slice(0, 3);
-    for (const [value, index] of ranked) {
+    top3.hidden = !chips;
+    top3.setAttribute("aria-label", label);
+    if (!chips) return;
+    for (const [index, value] of chips) {
       const item = document.createElement("li");
       const name = document.createElement("b");
-      name.textContent = classNames[index] ?? String(index);
+      name.textContent = nameOf(index);
       item.append(name, percentText(value));
       top3.appendChild(item);
     }
@@ -309,6 +452,7 @@
     setTop3(null);
     setBars(null);
     setSeen(null);
+    setBoxes([]);
   }
 
   function showEmpty() {
@@ -332,6 +476,7 @@
     again = false;
     strokes = [];
     current = null;
+    setBoxes([]);
     if (uploaded && uploaded.close) uploaded.close();
     uploaded = null;
     sourceNote.textContent = defaultNote;
@@ -347,6 +492,7 @@
   function undo() {
     if (current || !strokes.length) return;
     strokes.pop();
+    setBoxes([]);                         // the boxes were for the drawing with that stroke
     generation += 1;                      // the answer on its way is for the drawing with that stroke
     clearTimeout(timer);
     timer = 0;
@@ -401,11 +547,13 @@
     queueRedraw();
     result.dataset.state = "busy";
     let body = file, filename = file.name || "image";
+    let size = bitmap ? [bitmap.width, bitmap.height] : null;
     if (bitmap && (file.size > MAX_SEND_BYTES || Math.max(bitmap.width, bitmap.height) > MAX_SIDE)) {
       const shrunk = await shrink(bitmap);
       if (asked !== generation) return;
       if (shrunk) {
         body = shrunk.blob;
+        size = [shrunk.width, shrunk.height];
         filename = filename.replace(/\.[^.]*$/, "") + ".jpg";
         sourceNote.textContent = `Uploaded: ${name} (${sizeText(file.size)}; sent shrunk to ` +
           `${shrunk.width}\u00a0\u00d7\u00a0${shrunk.height})`;
@@ -413,7 +561,7 @@
     }
     const form = new FormData();
     form.append("file", body, filename);
-    await ask({ method: "POST", body: form }, asked);
+    await ask({ method: "POST", body: form }, asked, size);
   }
 
   $("clear").addEventListener("click", clearAll);
@@ -453,6 +601,7 @@
     if (training.optimizer) parts.push(training.optimizer);
     if (training.epochs) parts.push(`${training.epochs}\u00a0epoch${training.epochs === 1 ? "" : "s"}`);
     if (training.batch_size) parts.push(`batch\u00a0${training.batch_size}`);
+    if (training.non_digit_images) parts.push(`${training.non_digit_images.toLocaleString("en")} non-digits`);
     const recipe = training.recipe ? `${training.recipe}: ` : "";
     return `${recipe}${parts.join(", ")}`;
   }
