@@ -1,11 +1,13 @@
-"""How fast `digitlab predict` reads digits: one image in-process, and a folder of 1,000 images.
+"""How fast `digitlab predict` reads digits: one image in-process, and a folder of 1,000 images
+prepared in this process, in worker threads and in worker processes.
 
     .venv/bin/python benchmarks/predict_speed.py [--model RUN_DIR] [--count 1000] [--repeats 3]
 
 Images are photo-like handwritten digits made from MNIST test digits (as in tests/test_predict.py):
 dark ink on unevenly lit paper, 2x-7x, off-centre, noisy, half JPEG, some RGB; about 240x240 pixels.
 Without --model, the latest finished run under runs/ is used, or the tutorial's network is trained
-first (about 10-20 s). Figures are medians of --repeats runs, timed with time.perf_counter; CPU
+first (about 10-20 s). The three ways of preparing the folder take turns, --repeats rounds, so that
+other jobs on the machine slow them alike; figures are medians, timed with time.perf_counter. CPU
 time per image (this process and the workers, from time.process_time and /proc) is printed too, as
 it varies far less than images/s when other jobs share the cores.
 """
@@ -13,6 +15,7 @@ it varies far less than images/s when other jobs share the cores.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import shutil
 import statistics
@@ -32,10 +35,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the folder")
     arguments = parser.parse_args()
 
-    # Workers first, before Keras and JAX are imported, so they are forked (fast) rather than spawned.
+    # Worker processes first, before Keras and JAX are imported, so they are forked (fast) rather
+    # than spawned; threads can start at any time.
     from digitlab.inference.predict import ImagePreparer, available_cores
 
-    preparer = ImagePreparer()
+    process_preparer = ImagePreparer(processes=True)
+    # What `digitlab predict` uses for many files: ImagePreparer's default.
+    default = "worker processes" if inspect.signature(ImagePreparer).parameters["processes"].default else "worker threads"
 
     from digitlab.data import datasets
     from digitlab.data.synthetic import write_handwritten
@@ -68,40 +74,42 @@ def main() -> None:
     print(f"one image in-process (prepare + classify): median {_ms(single)}, 90th percentile "
           f"{_ms(single, 0.9)}  (prepare {_ms(preparing)}, model call {_ms(model_only)})")
 
-    # --- a folder of images -----------------------------------------------------------------------
-    list(classifier.classify_files(paths[:64], preparer=preparer))  # workers up, batch shapes compiled
-    workers = list(getattr(preparer._executor, "_processes", None) or {})
-    parallel, parallel_cpu, accuracy = [], [], 0.0
+    # --- a folder of images, three ways, taking turns ---------------------------------------------
+    thread_preparer = ImagePreparer(processes=False)
+    ways = {"in one process": None, f"{thread_preparer.workers} worker threads": thread_preparer,
+            f"{process_preparer.workers} worker processes": process_preparer}
+    for preparer in ways.values():
+        list(classifier.classify_files(paths[:64], preparer=preparer))  # workers up, batch shapes compiled
+    workers = list(getattr(process_preparer._executor, "_processes", None) or {})
+    speeds: dict[str, list[float]] = {way: [] for way in ways}
+    cpu_per_image: dict[str, list[float]] = {way: [] for way in ways}
+    accuracy = 0.0
     for _ in range(arguments.repeats):
-        cpu = _cpu_seconds(workers)
-        started = time.perf_counter()
-        results = list(classifier.classify_files(paths, preparer=preparer))
-        parallel.append(len(paths) / (time.perf_counter() - started))
-        if cpu is not None:
-            parallel_cpu.append((_cpu_seconds(workers) - cpu) / len(paths))
-        accuracy = sum(result.digit == label for result, label in zip(results, labels, strict=True)) / len(labels)
-    preparer.close()
-    in_process, in_process_cpu = [], []
-    for _ in range(arguments.repeats):
-        cpu = time.process_time()
-        started = time.perf_counter()
-        list(classifier.classify_files(paths))
-        in_process.append(len(paths) / (time.perf_counter() - started))
-        in_process_cpu.append((time.process_time() - cpu) / len(paths))
-    cpu_note = f", CPU {_ms(parallel_cpu)} per image (workers and this process)" if parallel_cpu else ""
-    print(f"folder of {len(paths)}: {statistics.median(parallel):,.0f} images/s with {preparer.workers} worker "
-          f"processes{cpu_note}; {statistics.median(in_process):,.0f} images/s in one process, CPU "
-          f"{_ms(in_process_cpu)} per image (runs: {', '.join(f'{value:,.0f}' for value in parallel)}); "
-          f"accuracy {accuracy:.1%}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        for way, preparer in ways.items():
+            cpu = _cpu_seconds(workers)
+            started = time.perf_counter()
+            results = list(classifier.classify_files(paths, preparer=preparer))
+            speeds[way].append(len(paths) / (time.perf_counter() - started))
+            cpu_per_image[way].append((_cpu_seconds(workers) - cpu) / len(paths))
+            accuracy = sum(result.digit == label for result, label in zip(results, labels, strict=True)) / len(labels)
+    for preparer in (thread_preparer, process_preparer):
+        preparer.close()
+    for way in ways:
+        print(f"folder of {len(paths)}, {way}: {statistics.median(speeds[way]):,.0f} images/s, "
+              f"{1000 / statistics.median(speeds[way]):.2f} ms per image, CPU {_ms(cpu_per_image[way])} per image "
+              f"(runs: {', '.join(f'{value:,.0f}' for value in speeds[way])})"
+              f"{'  <- the default for many files' if default in way else ''}")
+    print(f"accuracy {accuracy:.1%}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     # --- the whole command, as a user runs it (includes Python start, Keras import, model load) ------
-    command = [str(Path(sys.executable).parent / "digitlab"), "predict", str(scratch / "images"), "--model",
-               str(model), "--json"]
-    started = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    print(f"`digitlab predict <folder> --json` end to end: {elapsed:.2f} s for {completed.stdout.count(chr(10))} "
-          f"images (exit {completed.returncode})")
+    for options in ([], ["--workers", "1"]):
+        command = [str(Path(sys.executable).parent / "digitlab"), "predict", str(scratch / "images"), "--model",
+                   str(model), "--json", *options]
+        started = time.perf_counter()
+        completed = subprocess.run(command, capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        print(f"`digitlab predict <folder> --json{' ' if options else ''}{' '.join(options)}` end to end: "
+              f"{elapsed:.2f} s for {completed.stdout.count(chr(10))} images (exit {completed.returncode})")
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -123,17 +131,17 @@ def _train_tutorial(scratch: Path) -> Path:
     return train(TrainingConfig(), run_dir=scratch / "run", verbose=0).run_dir
 
 
-def _cpu_seconds(workers: list[int]) -> float | None:
-    """CPU seconds used so far by this process and the given worker processes (Linux /proc), or None."""
+def _cpu_seconds(workers: list[int]) -> float:
+    """CPU seconds used so far by this process (all its threads) and the given worker processes
+    (from Linux's /proc; where that cannot be read, this process's alone)."""
     total = time.process_time()
     try:
         for pid in workers:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+            with open(f"/proc/{pid}/schedstat") as stat:  # nanoseconds on a CPU (stat counts 10 ms ticks)
+                total += int(stat.read().split()[0]) / 1e9
     except (OSError, ValueError, IndexError):
-        return None
-    return total if workers else None
+        pass
+    return total
 
 
 def _ms(seconds: list[float], fraction: float = 0.5) -> str:

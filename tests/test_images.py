@@ -1,6 +1,7 @@
 """images.prepare_image: any image of a digit -> 28x28 like MNIST. Small synthetic images only."""
 
 import io
+import math
 import struct
 import zlib
 
@@ -93,6 +94,74 @@ def test_bold_strokes_are_thinned_and_hairlines_thickened(monkeypatch):
     as_drawn_bold, as_drawn_hairline = images.prepare_image(bold), images.prepare_image(hairline)
     assert ink.stroke_width(thinned) < ink.stroke_width(as_drawn_bold) - 0.5
     assert ink.stroke_width(thickened) > ink.stroke_width(as_drawn_hairline) + 0.25
+
+
+def arc(centre_x, centre_y, radius_x, radius_y, start, stop, count=12) -> list[tuple[float, float]]:
+    return [(centre_x + radius_x * math.cos(math.radians(angle)), centre_y + radius_y * math.sin(math.radians(angle)))
+            for angle in np.linspace(start, stop, count)]
+
+
+# Pen paths of three digits in a box one unit tall (x to the right, y down), one list per stroke.
+PEN_PATHS = {
+    "3": [arc(0.36, 0.26, 0.3, 0.24, -160, 90) + arc(0.36, 0.75, 0.34, 0.25, -90, 160)[1:]],
+    "4": [[(0.04, 0.0), (0.0, 0.6), (0.85, 0.6)], [(0.61, 0.0), (0.61, 1.0)]],
+    "7": [[(0.0, 0.02), (0.75, 0.0), (0.3, 1.0)]],
+}
+
+
+def draw_with_brush(digit: str, height: int, brush: int, corner=(10, 10)) -> Image.Image:
+    """`digit`'s pen path `height` pixels tall on a white 280x280 pad, drawn as the drawing page
+    draws: dark, with a round brush `brush` pixels wide (round caps and joins)."""
+    image = Image.new("L", (280, 280), 255)
+    pen = ImageDraw.Draw(image)
+    for stroke in PEN_PATHS[digit]:
+        points = [(corner[0] + brush / 2 + x * height, corner[1] + brush / 2 + y * height) for x, y in stroke]
+        pen.line(points, fill=20, width=brush, joint="curve")
+        for x, y in (points[0], points[-1]):
+            pen.ellipse((x - brush / 2, y - brush / 2, x + brush / 2, y + brush / 2), fill=20)
+    return image
+
+
+def correlation(first: np.ndarray, second: np.ndarray) -> float:
+    return float(np.corrcoef(first.ravel(), second.ravel())[0, 1])
+
+
+# MNIST's stroke widths, 5th to 95th percentile (`framing.stroke_width` on the 10,000 test digits).
+MNIST_STROKE_WIDTHS = (1.3, 3.1)
+
+
+@pytest.mark.parametrize(("digit", "height"), [("3", 44), ("4", 40), ("7", 40)])
+@pytest.mark.parametrize("corner", [(10, 10), (200, 196)], ids=["top-left", "bottom-right"])
+def test_a_small_digit_drawn_with_a_thick_brush_gets_mnist_strokes_and_keeps_its_shape(digit, height, corner,
+                                                                                        monkeypatch):
+    # A brush like the drawing page's (7.5% of the pad: 21 pixels on 280) on a digit about 60 pixels
+    # tall in a corner: strokes a third of its height, where MNIST's are a tenth.
+    small = images.prepare_image(draw_with_brush(digit, height, brush=19, corner=corner))
+    large = images.prepare_image(draw_with_brush(digit, 200, brush=24))  # the same digit, strokes as MNIST's
+    low, high = MNIST_STROKE_WIDTHS
+    assert low <= framing.stroke_width(small) <= high
+    # The 3's bays and the 4's opening stay open: the thinned digit looks like the large one.
+    assert correlation(small, large) > 0.7
+    monkeypatch.setattr(framing, "BOLD_WIDTH", math.inf)  # only one pixel thinner, as before
+    as_before = images.prepare_image(draw_with_brush(digit, height, brush=19, corner=corner))
+    assert framing.stroke_width(as_before) > high
+    assert correlation(as_before, large) < correlation(small, large)
+
+
+def test_framing_resizes_and_filters_as_pillow_does():
+    # framing does Pillow's bilinear resize and MinFilter/MaxFilter(3) in NumPy (faster on digits
+    # this small): the same numbers, to within a float32 rounding.
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(0)
+    for rows, columns, size in [(45, 33, (30, 40)), (12, 7, (22, 40)), (96, 60, (26, 40)), (1, 5, (40, 8)),
+                                (40, 40, (40, 40))]:
+        ink = rng.random((rows, columns), dtype=np.float32)
+        expected = np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BILINEAR))
+        np.testing.assert_allclose(framing._resized(ink, size), expected, rtol=0, atol=1e-6)
+        for extreme, pillow_filter in ((np.minimum, ImageFilter.MinFilter(3)), (np.maximum, ImageFilter.MaxFilter(3))):
+            filtered = np.asarray(Image.fromarray(ink).filter(pillow_filter))
+            np.testing.assert_array_equal(framing._neighbourhood(ink, extreme, square=True), filtered)
 
 
 @pytest.mark.parametrize("format", ["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"])

@@ -19,6 +19,7 @@ from digitlab.inference.ink import (
     fit_in_frame,
     ink_box,
     ink_from_fits,
+    judge_paper,
     paper_fits,
     sample_grid,
 )
@@ -120,8 +121,9 @@ def prepare_image(image) -> np.ndarray:
 def prepare_image_batch(images: Sequence) -> list:
     """`prepare_image` for many images at once, each prepared exactly as alone, in less time.
 
-    The paper fits (the costliest step after decoding, many small NumPy operations) are done for all
-    the images together. One image's failure does not affect the others.
+    The paper fits and the checks of which way the ink goes (the costliest steps after decoding,
+    many small NumPy operations) are done for all the images together. One image's failure does
+    not affect the others.
 
     Args:
         images: paths, binary file objects, PIL images or NumPy arrays, as `prepare_image` takes.
@@ -152,14 +154,18 @@ def prepare_image_batch(images: Sequence) -> list:
         by_shape.setdefault(entry[5].shape, []).append(entry)
     for group in by_shape.values():
         try:
-            fits = paper_fits(np.stack([entry[5] for entry in group]))
+            grids = np.stack([entry[5] for entry in group])
+            fits = paper_fits(grids)
+            scores, paper_levels = judge_paper(grids, *fits)
         except Exception:  # noqa: BLE001  (say a NaN in one image: fit each alone, to find out which)
             fits = None
         for number, (index, picture, name, working, pixels, grid) in enumerate(group):
             try:
-                fit = (fits[0][2 * number:2 * number + 2], fits[1][2 * number:2 * number + 2]) if fits else \
-                    paper_fits(grid[None])
-                ink = ink_from_fits(pixels, grid, *fit)
+                if fits:
+                    pair = slice(2 * number, 2 * number + 2)
+                    ink = ink_from_fits(pixels, grid, fits[0][pair], fits[1][pair], (scores[number], paper_levels[number]))
+                else:
+                    ink = ink_from_fits(pixels, grid, *paper_fits(grid[None]))
                 results[index] = _finish_picture(picture, working, ink, name, zoom=True)
             except Exception as err:  # noqa: BLE001
                 results[index] = err

@@ -15,7 +15,7 @@ from digitlab.data.framing import MNIST_CENTRE, MNIST_SIZE, fit_in_frame, stroke
 
 # What images.py and the tests use from the framing, through this module.
 __all__ = ["MNIST_CENTRE", "MNIST_SIZE", "fit_in_frame", "stroke_width", "extract_ink", "ink_box", "ink_from_fits",
-           "paper_fits", "sample_grid"]
+           "judge_paper", "paper_fits", "sample_grid"]
 
 # Pixels sampled per side to judge the paper (polarity, lighting, noise).
 SAMPLE_GRID = 16
@@ -62,14 +62,27 @@ def _design(rows: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
     return design, products
 
 
+@functools.lru_cache(maxsize=1024)
+def _powers(count: int) -> np.ndarray:
+    """(count, 3): 1, t and t^2 for `count` coordinates t evenly spaced in [-1, 1] (as `_coordinates`)."""
+    t = np.linspace(-1.0, 1.0, count, dtype=np.float32)
+    return np.stack([np.ones_like(t), t, t * t], axis=1)
+
+
 def _surface(coefficients: np.ndarray, rows: int, columns: int) -> np.ndarray:
-    """The quadratic surface over a (rows, columns) grid spanning the same picture."""
-    y, x = _coordinates(rows, columns)
+    """The quadratic surface over a (rows, columns) grid spanning the same picture, float32.
+
+    As a product of rank 3, (1, y, y^2) @ C @ (1, x, x^2): one matrix product instead of a dozen
+    broadcast operations, 8 against 20 microseconds for 96x96 here, equal to float rounding.
+    """
     c = coefficients
-    return (c[0] + c[1] * x + c[3] * x * x) + (c[2] + c[4] * x) * y + c[5] * y * y
+    terms = np.array([[c[0], c[1], c[3]], [c[2], c[4], 0.0], [c[5], 0.0, 0.0]], dtype=np.float32)
+    return (_powers(rows) @ terms) @ _powers(columns).T  # (rows, columns)
 
 
 _RIDGE = 1e-6 * np.eye(6)
+# The coefficients of a surface that is 1 everywhere.
+_CONSTANT = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
 
 
 def _background_fits(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,40 +137,59 @@ def paper_fits(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _background_fits(oriented)
 
 
+def judge_paper(grids: np.ndarray, fitted: np.ndarray, noises: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far ink stands out of the paper fitted under K sample grids (`paper_fits`) each way, and
+    the paper's brightness: scores (K, 2), dark ink then light ink, and the median paper level
+    under the dark-ink fit (K,). Done for many grids at once: a handful of NumPy calls instead of a
+    dozen per picture."""
+    surfaces = (fitted @ _design(*grids.shape[1:])[0].T).astype(np.float32)  # (2K, samples)
+    oriented = np.empty_like(surfaces)
+    flat = grids.reshape(len(grids), -1)
+    np.subtract(1.0, flat, out=oriented[0::2])
+    oriented[1::2] = flat
+    oriented -= surfaces
+    oriented -= np.maximum(4.0 * noises, 0.04).astype(np.float32)[:, None]
+    scores = np.maximum(oriented, 0.0).sum(axis=1).reshape(len(grids), 2)
+    paper = np.maximum(1.0 - surfaces[0::2], 0.05)  # (K, samples)
+    middle = min(paper.shape[1] - 1, int(0.5 * paper.shape[1]))  # as `_quantile`: no interpolation
+    return scores, np.partition(paper, middle, axis=1)[:, middle]
+
+
 def extract_ink(pixels: np.ndarray) -> np.ndarray | None:
     """Light ink on black in [0, 1], background and faint noise removed; None if there is no ink."""
     grid = sample_grid(pixels)
     return ink_from_fits(pixels, grid, *paper_fits(grid[None]))
 
 
-def ink_from_fits(pixels: np.ndarray, grid: np.ndarray, fitted: np.ndarray, noises: np.ndarray) -> np.ndarray | None:
-    """`extract_ink` given the paper fitted under the picture's sample grid both ways (`paper_fits`)."""
+def ink_from_fits(pixels: np.ndarray, grid: np.ndarray, fitted: np.ndarray, noises: np.ndarray,
+                  judged: tuple[np.ndarray, float] | None = None) -> np.ndarray | None:
+    """`extract_ink` given the paper fitted under the picture's sample grid both ways (`paper_fits`),
+    and optionally judged already (one row of `judge_paper`: scores (2,) and paper level)."""
     # Polarity: fit the paper both ways; the right way leaves strokes standing out above it, the
     # wrong way only noise (the true ink falls below the paper and is left out of the fit). Simpler
     # rules (is the border light?) fail under strong vignetting or a dark corner. The sample grid
     # usually decides; thin strokes it misses are looked for in every pixel.
-    coefficients = fitted.astype(np.float32)
-    grid_surfaces = (fitted @ _design(*grid.shape)[0].T).astype(np.float32)  # (2, samples)
-    flat = grid.reshape(-1)
-    excess = np.stack([1.0 - flat, flat]) - grid_surfaces
-    excess -= np.maximum(4.0 * noises, 0.04).astype(np.float32)[:, None]
-    dark_score, light_score = (float(value) for value in np.maximum(excess, 0.0).sum(axis=1))
+    if judged is None:
+        scores, levels = judge_paper(grid[None], fitted, noises)
+        judged = scores[0], levels[0]
+    dark_score, light_score = (float(value) for value in judged[0])
     if max(dark_score, light_score) <= 3.0 * min(dark_score, light_score) or max(dark_score, light_score) == 0:
-        dark_score, light_score = (_excess(pixels, coefficients[which], float(noises[which]), dark_ink)
+        dark_score, light_score = (_excess(pixels, fitted[which], float(noises[which]), dark_ink)
                                    for which, dark_ink in enumerate((True, False)))
     dark_ink = dark_score >= light_score
     which = 0 if dark_ink else 1
     noise = float(noises[which])
-    surface = _surface(coefficients[which], *pixels.shape)
     if dark_ink:
         # Paper reflects light and ink absorbs a share of it: under a shadow both are darker by the
         # same factor. Dividing by the paper's brightness makes the ink equally strong everywhere.
-        paper = np.subtract(1.0, surface, out=surface)
+        # (The fit was made on the inverted picture: the paper is 1 minus the fitted surface.)
+        paper = _surface(_CONSTANT - fitted[which], *pixels.shape)
         ink = paper - pixels
         ink /= np.maximum(paper, 0.05, out=paper)
-        noise /= _quantile(np.maximum(1.0 - grid_surfaces[which], 0.05), 0.5)
+        noise /= float(judged[1])
     else:
-        ink = np.subtract(pixels, surface, out=surface)  # (rows, columns)
+        ink = _surface(fitted[which], *pixels.shape)
+        np.subtract(pixels, ink, out=ink)  # (rows, columns)
     threshold = max(4.0 * noise, 0.04)
     strong = ink[ink > threshold]
     # Fewer ink pixels than a short stroke, or too little contrast: a blank page.
@@ -169,8 +201,7 @@ def ink_from_fits(pixels: np.ndarray, grid: np.ndarray, fitted: np.ndarray, nois
     # Faint noise below the threshold is dropped; the ink's own level becomes 1.
     ink -= np.float32(threshold)
     ink *= np.float32(1.0 / max(level - threshold, 1e-3))
-    np.maximum(ink, 0.0, out=ink)
-    return np.minimum(ink, 1.0, out=ink)
+    return np.clip(ink, 0.0, 1.0, out=ink)
 
 
 def _excess(pixels: np.ndarray, coefficients: np.ndarray, noise: float, dark_ink: bool) -> float:

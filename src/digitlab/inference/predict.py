@@ -221,26 +221,28 @@ class Classifier:
 
 
 class ImagePreparer:
-    """Worker processes that read and prepare image files in parallel (decoding is the slow part).
+    """Worker processes (or threads) that read and prepare image files in parallel (decoding is the slow part).
 
-    Workers are started at once, in the background, so that starting them overlaps with loading the
-    model. Create the preparer before Keras is imported and they are forked, which takes
-    milliseconds; afterwards they are spawned (forking a process that runs JAX can deadlock), which
-    takes about a second and, as always with "spawn", needs the `if __name__ == "__main__":` guard
-    in scripts. Use as a context manager, or call `close()`.
+    Processes are started at once, in the background, so that starting them overlaps with loading the
+    model. Create the preparer before Keras is imported and they are forked, which takes milliseconds;
+    afterwards they are spawned (forking a process that runs JAX can deadlock), which takes about a second
+    and, as always with "spawn", needs the `if __name__ == "__main__":` guard in scripts. Threads start at
+    no cost but share one GIL: 1,450 against 2,000 images/s, two of each on 2 idle cores (decoding and
+    resizing release it; benchmarks/predict_speed.py). Use as a context manager, or call `close()`.
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, processes: bool = True) -> None:
         import multiprocessing
         import sys
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-        self.workers = workers or available_cores()
+        self.workers, self.processes = workers or available_cores(), processes
         heavy = any(name in sys.modules for name in ("jax", "keras", "tensorflow", "torch"))
         method = "fork" if not heavy and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
-        # Each worker imports NumPy and Pillow once, now, not while the first images wait.
-        self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers)]
+        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method)) \
+            if processes else ThreadPoolExecutor(self.workers)
+        # Each worker process imports NumPy and Pillow once, now, not while the first images wait.
+        self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers if processes else 0)]
 
     def map(self, paths: Sequence[Path]) -> Iterator[tuple[np.ndarray | None, str | None]]:
         """(prepared image, None) or (None, error message) per path, in order, as they are ready.
