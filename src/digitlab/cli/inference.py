@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from digitlab.cli.output import EXIT_FAILED, console, error_console
-from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE
+from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE, NOT_A_DIGIT
 
 
 def predict(
@@ -155,4 +155,6 @@ def serve_command(
 
 def _label(names, index: int) -> str:
     """A class as printed: "7" for digits, "9 Ankle boot" for named classes."""
-    return names[index] if names[index] == str(index) else f"{index} {names[index]}"
+    if names[index] == str(index) or names[index] == NOT_A_DIGIT:
+        return names[index]
+    return f"{index} {names[index]}"

@@ -63,9 +63,10 @@ def read_files(classifier, paths, min_confidence: float = rejection.DEFAULT_MIN_
         save_annotated = Path(save_annotated)
         save_annotated.mkdir(parents=True, exist_ok=True)
     paths = [Path(path) for path in paths]
+    even_cuts = rejection.refusal_class(classifier.class_names) is not None  # see line_candidates
     for start in range(0, len(paths), FILE_BATCH):
         batch = paths[start:start + FILE_BATCH]
-        outcomes = [_candidates_or_error(path) for path in batch]
+        outcomes = [_candidates_or_error(path, even_cuts) for path in batch]
         found = [outcome for outcome in outcomes if isinstance(outcome, LineCandidates)]
         stacked = np.concatenate([candidates.framed for candidates in found]) if found else None
         probabilities = classifier.probabilities(stacked) if stacked is not None and len(stacked) else None
@@ -85,9 +86,9 @@ def read_files(classifier, paths, min_confidence: float = rejection.DEFAULT_MIN_
             yield FileReading(path, reading, annotated_path=written)
 
 
-def _candidates_or_error(path: Path) -> LineCandidates | str:
+def _candidates_or_error(path: Path, even_cuts: bool) -> LineCandidates | str:
     try:
-        return line_candidates(path)
+        return line_candidates(path, even_cuts)
     except DigitlabError as err:
         return str(err)
 

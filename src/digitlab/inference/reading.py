@@ -117,7 +117,7 @@ def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN
         ImageError: unreadable or too large (a blank picture reads as "").
     """
     rejection.check_min_confidence(min_confidence)
-    candidates = line_candidates(image)
+    candidates = line_candidates(image, even_cuts=rejection.refusal_class(classifier.class_names) is not None)
     probabilities = classifier.probabilities(candidates.framed) if candidates.groups else None
     return decode_line(classifier, candidates, probabilities, min_confidence)
 
@@ -137,8 +137,12 @@ class LineCandidates:
     part_count: int
 
 
-def line_candidates(image) -> LineCandidates:
+def line_candidates(image, even_cuts: bool = True) -> LineCandidates:
     """The ink of a picture cut into parts, and every group of parts that could be one digit, framed.
+
+    Args:
+        even_cuts: also cut wide pieces every WIDEST_PART line heights between their low columns. Only
+            for a model with a "not a digit" class: a ten-class model names the pieces of a digit too.
 
     Raises:
         ImageError: unreadable, too large, or too much ink to be one line of digits.
@@ -160,7 +164,7 @@ def line_candidates(image) -> LineCandidates:
     line_height = _line_height(labels, pieces)
     if line_height < DIGIT_STROKES * stroke_width(ink):  # strokes about as thick as the line is tall: a bar, a dot
         return LineCandidates(np.zeros((0, 28, 28), np.float32), (), (), (), 0)
-    parts = _parts(ink, labels, pieces, line_height)
+    parts = _parts(ink, labels, pieces, line_height, even_cuts)
     if len(parts) > 4 * MOST_DIGITS:
         raise ImageError(f"{name}: too much ink to be one line of digits ({len(parts)} pieces); crop it to "
                          "the number")
@@ -271,7 +275,7 @@ def _line_height(labels: np.ndarray, pieces) -> float:
     return float(np.median(heights[len(heights) // 2:]))
 
 
-def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float) -> list[_Part]:
+def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float, even_cuts: bool) -> list[_Part]:
     """The pieces, joined when stacked, cut at candidate columns when wider than a digit; left to right."""
     merged: list[list] = []  # [labels, left, right] of joined pieces
     for label, _, columns in sorted(pieces, key=lambda piece: (piece[2].start + piece[2].stop) / 2):
@@ -287,13 +291,13 @@ def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float) -> l
     parts = []
     for piece, (group_labels, left, right) in enumerate(merged):
         mask = np.isin(labels[:, left:right], group_labels)  # (rows, width): this piece alone
-        edges = [left, *_cut_columns(ink, mask, left, right, line_height), right]
+        edges = [left, *_cut_columns(ink, mask, left, right, line_height, even_cuts), right]
         parts.extend(_Part(start, stop, mask[:, start - left:stop - left], piece)
                      for start, stop in zip(edges, edges[1:], strict=False))
     return parts
 
 
-def _cut_columns(ink, mask: np.ndarray, left: int, right: int, line_height: float) -> list[int]:
+def _cut_columns(ink, mask: np.ndarray, left: int, right: int, line_height: float, even_cuts: bool) -> list[int]:
     """Candidate cuts inside a piece wider than a digit: columns where little ink crosses, a local minimum."""
     width = right - left
     if width <= CUT_WIDTH * line_height:
@@ -305,9 +309,12 @@ def _cut_columns(ink, mask: np.ndarray, left: int, right: int, line_height: floa
     candidates = []
     for column in range(margin, width - margin):
         window = smooth[max(0, column - spacing):column + spacing + 1]
-        lowest = smooth[column] <= window.min() + 1e-6
+        # Without even cuts (a ten-class model), only columns with clearly less ink than the piece's most.
+        lowest = smooth[column] <= window.min() + 1e-6 and (even_cuts or smooth[column] < 0.6 * smooth.max())
         if lowest and (not candidates or column - candidates[-1] >= spacing):
             candidates.append(column)
+    if not even_cuts:
+        return [left + column for column in candidates]
     edges = [0, *candidates, width]
     cuts = []
     for start, stop in zip(edges, edges[1:], strict=False):
