@@ -292,13 +292,12 @@ def test_read_refuses_bad_input_as_predict_does(server):
                  "not_one_line", "too much ink", "crop")
 
 
-def test_the_event_loop_answers_while_numbers_are_read(server):
-    """Reading runs in worker threads: health answers at once while large pictures are read."""
-    big = encode(drawing(FOUR + TWO, size=1800))
+def health_while_posting(server, path: str, body: bytes, count: int) -> tuple[float, list]:
+    """Seconds /api/health takes to answer while `count` clients post `body` to `path`; and their responses."""
     done = []
-    threads = [threading.Thread(target=lambda: done.append(httpx.post(f"{server.base_url}/api/read",
-                                                                      content=big, timeout=60)))
-               for _ in range(4)]
+    threads = [threading.Thread(target=lambda: done.append(httpx.post(f"{server.base_url}{path}", content=body,
+                                                                      timeout=60)))
+               for _ in range(count)]
     for thread in threads:
         thread.start()
     time.sleep(0.05)
@@ -307,6 +306,12 @@ def test_the_event_loop_answers_while_numbers_are_read(server):
     health_seconds = time.perf_counter() - started
     for thread in threads:
         thread.join()
+    return health_seconds, done
+
+
+def test_the_event_loop_answers_while_numbers_are_read(server):
+    """Reading runs in worker threads: health answers at once while large pictures are read."""
+    health_seconds, done = health_while_posting(server, "/api/read", encode(drawing(FOUR + TWO, size=1800)), 4)
     assert [response.status_code for response in done] == [200] * 4 and health_seconds < 1.0
 
 
@@ -483,18 +488,7 @@ def test_the_server_still_answers_after_a_burst_of_bad_requests(server, classifi
 def test_the_event_loop_answers_while_images_are_prepared(server):
     """Preparing runs in worker threads: health answers at once while big uploads are worked on."""
     big = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (1500, 1500), dtype=np.uint8)))
-    done = []
-    threads = [threading.Thread(target=lambda: done.append(httpx.post(f"{server.base_url}/api/predict",
-                                                                      content=big, timeout=60)))
-               for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    time.sleep(0.05)
-    started = time.perf_counter()
-    assert server.get("/api/health").status_code == 200
-    health_seconds = time.perf_counter() - started
-    for thread in threads:
-        thread.join()
+    health_seconds, done = health_while_posting(server, "/api/predict", big, 3)
     assert len(done) == 3 and health_seconds < 1.0
 
 
