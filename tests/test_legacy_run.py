@@ -76,6 +76,8 @@ def test_evaluate_report_compare_and_predict_work_on_it(run_cli, legacy_run, tin
     assert json.loads(out)["metrics"]["test_accuracy"][0] == pytest.approx(0.3727, abs=1e-4)
 
     digit_picture(4).save(tmp_path / "four.png")
-    code, out, err = run_cli("predict", str(tmp_path / "four.png"), "--model", str(legacy_run), "--json")
+    # The old run is a weak model (37%): name its best digit whatever its probability.
+    code, out, err = run_cli("predict", str(tmp_path / "four.png"), "--model", str(legacy_run), "--json",
+                             "--min-confidence", "0")
     assert code == 0, err
     assert json.loads(out.splitlines()[0])["digit"] in range(10)
