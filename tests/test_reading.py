@@ -138,3 +138,8 @@ def test_boxes_are_in_the_files_own_pixels_for_a_big_jpeg_and_a_small_number(tin
         x0, y0, x1, y1 = digit.box
         assert abs(x0 - (1500 + left)) <= 12 and abs(x1 - (1500 + right)) <= 12
         assert abs(y0 - (1000 + top)) <= 12 and abs(y1 - (1000 + bottom)) <= 12
+    from digitlab.inference.read_files import read_files
+
+    (result,) = read_files(tiny_classifier, [tmp_path / "page.jpg"], min_confidence=0.0, save_annotated=tmp_path / "seen")
+    assert [digit.box for digit in result.reading.digits] == [digit.box for digit in reading.digits]
+    assert Image.open(result.annotated_path).size == (2400, 1800)  # drawn on the file's own pixels, as the boxes are

@@ -33,18 +33,13 @@ def predict(
     An image that is not one digit gets no digit and a reason instead ("not a digit", "several
     digits": use `digitlab read`, "unsure"); that is an answer, not a failure.
     """
-    from digitlab.errors import ConfigError
     from digitlab.inference.predict import (
         ImagePreparer,
         available_cores,
-        image_files,
         load_classifier,
     )
 
-    paths = image_files(inputs)
-    if not paths:
-        raise ConfigError(f"no image files found in {', '.join(map(str, inputs))} "
-                          "(looked for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp)")
+    paths = _image_paths(inputs)
     # Workers pay off from a few dozen images; started before Keras is imported, they fork quickly
     # and start while the model loads.
     count = workers if workers is not None else (available_cores() if len(paths) >= 64 else 1)
@@ -73,10 +68,7 @@ def predict(
     finally:
         if preparer is not None:
             preparer.close()
-    if failed:
-        error_console.print(f"{len(failed)} of {len(paths)} images failed: {', '.join(failed)}", highlight=False,
-                            soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED)
+    _exit_if_failed(failed, len(paths))
 
 
 def read(
@@ -95,14 +87,10 @@ def read(
     """Read whole numbers: one line of handwritten digits per image; exit status 1 if any file failed."""
     from rich.markup import escape
 
-    from digitlab.errors import ConfigError
-    from digitlab.inference.predict import image_files, load_classifier
+    from digitlab.inference.predict import load_classifier
     from digitlab.inference.read_files import read_files
 
-    paths = image_files(inputs)
-    if not paths:
-        raise ConfigError(f"no image files found in {', '.join(map(str, inputs))} "
-                          "(looked for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp)")
+    paths = _image_paths(inputs)
     classifier = load_classifier(model, backend=backend)
     failed: list[str] = []
     for result in read_files(classifier, paths, min_confidence=min_confidence, save_annotated=save_annotated):
@@ -116,10 +104,7 @@ def read(
             error_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
         if not result.ok:
             failed.append(str(result.path))
-    if failed:
-        error_console.print(f"{len(failed)} of {len(paths)} images failed: {', '.join(failed)}", highlight=False,
-                            soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED)
+    _exit_if_failed(failed, len(paths))
 
 
 def serve_command(
@@ -158,3 +143,23 @@ def _label(names, index: int) -> str:
     if names[index] == str(index) or names[index] == NOT_A_DIGIT:
         return names[index]
     return f"{index} {names[index]}"
+
+
+def _image_paths(inputs: list[Path]) -> list[Path]:
+    """The image files given and those in the folders given; none at all is a bad argument."""
+    from digitlab.errors import ConfigError
+    from digitlab.inference.predict import image_files
+
+    paths = image_files(inputs)
+    if not paths:
+        raise ConfigError(f"no image files found in {', '.join(map(str, inputs))} "
+                          "(looked for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp)")
+    return paths
+
+
+def _exit_if_failed(failed: list[str], count: int) -> None:
+    """Say which files failed, and exit with status 1, if any did."""
+    if failed:
+        error_console.print(f"{len(failed)} of {count} images failed: {', '.join(failed)}", highlight=False,
+                            soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)

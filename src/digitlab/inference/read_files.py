@@ -16,7 +16,6 @@ import numpy as np
 
 from digitlab.errors import DigitlabError
 from digitlab.inference import rejection
-from digitlab.inference.images import _picture
 from digitlab.inference.predict import unique_name
 from digitlab.inference.reading import LineCandidates, Reading, decode_line, line_candidates
 
@@ -82,8 +81,17 @@ def read_files(classifier, paths, min_confidence: float = rejection.DEFAULT_MIN_
             written = None
             if save_annotated is not None:
                 written = save_annotated / unique_name(path, taken)
-                annotate(_picture(path, str(path)), reading).save(written, format="PNG")
+                annotate(_full_picture(path), reading).save(written, format="PNG")
             yield FileReading(path, reading, annotated_path=written)
+
+
+def _full_picture(path: Path):
+    """The picture at the file's own size and orientation: the boxes are in its pixels (`read_image` may
+    decode a big JPEG at reduced scale)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:  # its size was checked when it was read
+        return ImageOps.exif_transpose(image).convert("L")
 
 
 def _candidates_or_error(path: Path, even_cuts: bool) -> LineCandidates | str:

@@ -25,7 +25,7 @@ from digitlab.backend import (
     versions,
 )
 from digitlab.config import EVALUATION_BATCH_SIZE, TrainingConfig
-from digitlab.data import arrays, datasets
+from digitlab.data import arrays, cuts, datasets, nondigits
 from digitlab.data.catalog import NOT_A_DIGIT
 from digitlab.data.sources import ProgressCallback
 from digitlab.errors import ConfigError
@@ -213,8 +213,6 @@ def _with_non_digits(images: np.ndarray, labels: np.ndarray, config: TrainingCon
     (`data/cuts.py`). The mix is shuffled with the run's seed, so that a validation split (the last
     fraction) holds its share of each.
     """
-    from digitlab.data import cuts, nondigits
-
     drawn, pieces = config.non_digit_images // 2, config.non_digit_images // 4
     wrong_cuts = config.non_digit_images - drawn - pieces
     shapes, _ = nondigits.render_non_digits(drawn, seed=config.seed)
