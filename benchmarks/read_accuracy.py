@@ -7,14 +7,15 @@ Three sets of photo-like pictures (data/lines.py: scaled up, uneven paper, blur,
 15% light ink on a dark board), written to a temporary folder (or --keep DIR) as PNG files:
 
 - lines of 2-8 MNIST test digits, apart, touching or overlapping in turn: the share read exactly by
-  `read_number` (all digits, in order, nothing more), overall and per layout;
+  `read_files`, what `digitlab read` runs (all digits, in order, nothing more), overall and per layout;
 - non-digits (letters, symbols, scribbles, shapes, faces; data/nondigits.py) drawn with a seed no
   training run uses: the share `classify_files` refuses (digit None), and the share `read_number`
   reads as no number at all;
 - single MNIST test digits: the share `classify_files` names right, and the share it refuses.
 
 Speed: the median milliseconds `read_number` takes for an 8-digit line held in memory (after a warm-up),
-and lines per second reading the folder of lines file by file in this process. Only MNIST's test
+and lines per second reading the folder of lines as `digitlab read` does (`read_files`, in this
+process, after reading it once to compile every shape). Only MNIST's test
 digits are used, never its training digits. Without --model, the latest finished run under runs/.
 """
 
@@ -72,7 +73,7 @@ def main() -> None:
     classifier = load_classifier(model)
     print(f"{classifier!r}: classes {', '.join(classifier.class_names)}")
     rows = []
-    rows += _lines(classifier, read_number, line_set, _paths(written["lines"]))
+    rows += _lines(classifier, line_set, _paths(written["lines"]))
     rows += _non_digits(classifier, read_number, non_digits, _paths(written["non-digits"]))
     rows += _singles(classifier, singles, _paths(written["singles"]))
     rows += _speed(classifier, read_number, speed_lines)
@@ -84,13 +85,18 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _lines(classifier, read_number, line_set, paths) -> list[tuple[str, str]]:
-    """Whole numbers read exactly, overall and per layout; read file by file, timed."""
-    for path in paths[:WARM_UP]:
-        read_number(classifier, path)  # compile the batch shapes first
+def _lines(classifier, line_set, paths) -> list[tuple[str, str]]:
+    """Whole numbers read exactly, overall and per layout; the folder read as `digitlab read` does, timed."""
+    from digitlab.inference.read_files import read_files
+
+    for _ in read_files(classifier, paths):  # compile the shapes first
+        pass
     started = time.perf_counter()
-    readings = [read_number(classifier, path) for path in paths]
+    results = list(read_files(classifier, paths))
     per_second = len(paths) / max(time.perf_counter() - started, 1e-9)
+    readings = [result.reading for result in results]
+    if any(reading is None for reading in readings):
+        sys.exit(f"{sum(reading is None for reading in readings)} line files failed: {results[0].error}")
     exact = [reading.text == line.text for reading, line in zip(readings, line_set, strict=True)]
     lengths = [len(reading.text) == len(line.text) for reading, line in zip(readings, line_set, strict=True)]
     rows = [("numbers read exactly", _share(exact)),
@@ -98,7 +104,7 @@ def _lines(classifier, read_number, line_set, paths) -> list[tuple[str, str]]:
     for layout in sorted({line.layout for line in line_set}, key=["apart", "touching", "overlapping"].index):
         chosen = [right for right, line in zip(exact, line_set, strict=True) if line.layout == layout]
         rows.append((f"  {layout}", _share(chosen)))
-    rows.append(("lines/s reading the folder, one process", f"{per_second:.1f}"))
+    rows.append(("lines/s reading the folder (read_files, one process)", f"{per_second:.1f}"))
     return rows
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digitlab.data import framing
+from digitlab.data import framing, ink
 from digitlab.errors import ImageError
-from digitlab.inference import images, ink
+from digitlab.inference import images
 
 
 def draw_shape(size=(200, 160), box=(60, 30, 110, 130), ink=0, paper=255, width=12) -> Image.Image:

@@ -103,7 +103,8 @@ def test_every_recipe_has_a_published_figure():
 def test_a_reader_run_learns_an_eleventh_class_not_a_digit(tiny_mnist, tmp_path):
     from digitlab.inference.predict import load_classifier
 
-    config = recipe_config("reader", epochs=1, conv_filters=(4, 8), hidden_units=(16,), non_digit_images=64)
+    config = recipe_config("reader", epochs=1, conv_filters=(4, 8), hidden_units=(16,), non_digit_images=64,
+                           line_model_lines=0)
     result = train(config, run_dir=tmp_path / "run", verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["class_names"] == [*map(str, range(10)), "not a digit"]
@@ -119,3 +120,45 @@ def test_a_reader_run_learns_an_eleventh_class_not_a_digit(tiny_mnist, tmp_path)
     assert mixed_images.shape == (40 + 80, 28, 28) and np.count_nonzero(mixed_labels == 10) == 64
     with pytest.raises(ConfigError, match="needs --dataset mnist"):
         recipe_config("reader", dataset="fashion-mnist")
+
+
+def test_a_reader_run_also_trains_the_line_model_that_read_then_uses(tiny_mnist, tmp_path):
+    from PIL import Image, ImageDraw
+
+    from digitlab.inference.line_reading import LINE_MODEL_FILE
+    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.reading import read_number
+
+    assert RECIPES["reader"].settings["line_model_lines"] >= 10_000
+    config = recipe_config("reader", epochs=1, conv_filters=(4, 8), hidden_units=(16,), non_digit_images=64,
+                           line_model_lines=600)
+    result = train(config, run_dir=tmp_path / "run", verbose=0)
+    assert (tmp_path / "run" / LINE_MODEL_FILE).is_file() and result.metrics.line_model_seconds > 0
+    classifier = load_classifier(tmp_path / "run")
+    assert classifier.line_reader is not None
+    picture = Image.new("L", (240, 80), 235)
+    ImageDraw.Draw(picture).line((40, 15, 44, 65), fill=20, width=6)
+    ImageDraw.Draw(picture).ellipse((120, 15, 160, 65), outline=20, width=6)
+    reading = read_number(classifier, picture, min_confidence=0.0)  # what a barely trained model reads: any digits
+    assert set(reading.text) <= set("0123456789") and len(reading.digits) == len(reading.text)
+    for digit in reading.digits:
+        x0, y0, x1, y1 = digit.box
+        assert 0 <= x0 < x1 <= 240 and 0 <= y0 < y1 <= 80 and digit.probabilities.shape == (10,)
+    assert load_classifier(tmp_path / "run" / "model.keras").line_reader is None  # a model file alone: no line model
+    with pytest.raises(ConfigError, match="at least 500"):
+        recipe_config("reader", line_model_lines=100)
+
+
+def test_ctrl_c_while_the_line_model_trains_keeps_the_classifier_and_marks_the_run_interrupted(tiny_mnist, tmp_path,
+                                                                                             monkeypatch):
+    from digitlab.training import line_model
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(line_model, "train_and_save", interrupted)
+    config = recipe_config("reader", epochs=1, conv_filters=(4, 8), hidden_units=(16,), non_digit_images=64,
+                           line_model_lines=600)
+    result = train(config, run_dir=tmp_path / "run", verbose=0)
+    assert result.interrupted and (tmp_path / "run" / "model.keras").is_file()
+    assert not (tmp_path / "run" / line_model.LINE_MODEL_FILE).exists() and result.metrics.line_model_seconds is None

@@ -79,6 +79,9 @@ class TrainingConfig:
     # of digits; `data/nondigits.py`) added to the training images as an extra class "not a digit",
     # so that the model can refuse them (the reader recipe). 0: none, ten classes (the tutorial).
     non_digit_images: int = 0
+    # Synthetic photographed lines of MNIST training digits to train the run's line model on
+    # (`training/line_model.py`, saved as line_model.keras; what `digitlab read` then uses). 0: none.
+    line_model_lines: int = 0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_NAMES:
@@ -157,6 +160,15 @@ class TrainingConfig:
             raise ConfigError(f"non_digit_images must be a whole number from 0 to 1,000,000, got {self.non_digit_images!r}")
         if self.non_digit_images and self.dataset != "mnist":
             raise ConfigError(f"non_digit_images teaches a digit reader to refuse non-digits: it needs --dataset mnist, "
+                              f"not {self.dataset}")
+        if isinstance(self.line_model_lines, bool) or not isinstance(self.line_model_lines, int) \
+                or not 0 <= self.line_model_lines <= 1_000_000:
+            raise ConfigError(f"line_model_lines must be a whole number from 0 to 1,000,000, got {self.line_model_lines!r}")
+        if 0 < self.line_model_lines < 500:
+            raise ConfigError(f"line_model_lines must be 0 (no line model) or at least 500, got {self.line_model_lines}; "
+                              "a line model learns nothing from fewer lines")
+        if self.line_model_lines and self.dataset != "mnist":
+            raise ConfigError(f"line_model_lines trains a reader of lines of digits: it needs --dataset mnist, "
                               f"not {self.dataset}")
         for name, upper in (("augment_shift", 0.5), ("augment_rotation", 180.0), ("augment_zoom", 0.9)):
             value = getattr(self, name)

@@ -118,6 +118,8 @@ class RunMetrics:
     data_seconds: float | None = None
     import_seconds: float | None = None
     evaluate_seconds: float | None = None
+    # Seconds making the line model's synthetic lines and training it (runs with line_model_lines).
+    line_model_seconds: float | None = None
     # Keras backend, and the loop that trained: "fast" (fastfit) or "keras" (model.fit).
     backend: str = ""
     fit_loop: str = ""

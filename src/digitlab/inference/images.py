@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from digitlab.errors import ImageError
-from digitlab.inference.ink import (
+from digitlab.data.ink import (
     MNIST_SIZE,
     extract_ink,
     fit_in_frame,
@@ -23,6 +22,7 @@ from digitlab.inference.ink import (
     paper_fits,
     sample_grid,
 )
+from digitlab.errors import ImageError
 
 # What other modules use (MNIST_SIZE is the frame `ink.py` fits digits into).
 __all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "MNIST_SIZE", "prepare_image", "prepare_image_batch", "read_image"]

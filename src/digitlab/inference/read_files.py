@@ -16,6 +16,7 @@ import numpy as np
 
 from digitlab.errors import DigitlabError
 from digitlab.inference import rejection
+from digitlab.inference.line_reading import reading_from_runs, view_line
 from digitlab.inference.predict import unique_name
 from digitlab.inference.reading import LineCandidates, Reading, decode_line, line_candidates
 
@@ -62,27 +63,53 @@ def read_files(classifier, paths, min_confidence: float = rejection.DEFAULT_MIN_
         save_annotated = Path(save_annotated)
         save_annotated.mkdir(parents=True, exist_ok=True)
     paths = [Path(path) for path in paths]
-    even_cuts = rejection.refusal_class(classifier.class_names) is not None  # see line_candidates
+    read_batch = _line_model_batch if getattr(classifier, "line_reader", None) is not None else _segmented_batch
     for start in range(0, len(paths), FILE_BATCH):
         batch = paths[start:start + FILE_BATCH]
-        outcomes = [_candidates_or_error(path, even_cuts) for path in batch]
-        found = [outcome for outcome in outcomes if isinstance(outcome, LineCandidates)]
-        stacked = np.concatenate([candidates.framed for candidates in found]) if found else None
-        probabilities = classifier.probabilities(stacked) if stacked is not None and len(stacked) else None
-        offset = 0
-        for path, outcome in zip(batch, outcomes, strict=True):
+        for path, outcome in zip(batch, read_batch(classifier, batch, min_confidence), strict=True):
             if isinstance(outcome, str):
                 yield FileReading(path, error=outcome)
                 continue
-            count = len(outcome.groups)
-            reading = decode_line(classifier, outcome, probabilities[offset:offset + count] if count else None,
-                                  min_confidence)
-            offset += count
-            written = None
+            reading, written = outcome, None
             if save_annotated is not None:
                 written = save_annotated / unique_name(path, taken)
                 annotate(_full_picture(path), reading).save(written, format="PNG")
             yield FileReading(path, reading, annotated_path=written)
+
+
+def _segmented_batch(classifier, batch: list[Path], min_confidence: float) -> list[Reading | str]:
+    """Files read by segmentation (`reading.line_candidates`): all their candidates classified in one call."""
+    even_cuts = rejection.refusal_class(classifier.class_names) is not None  # see line_candidates
+    outcomes = [_candidates_or_error(path, even_cuts) for path in batch]
+    found = [outcome for outcome in outcomes if isinstance(outcome, LineCandidates)]
+    stacked = np.concatenate([candidates.framed for candidates in found]) if found else None
+    probabilities = classifier.probabilities(stacked) if stacked is not None and len(stacked) else None
+    readings: list[Reading | str] = []
+    offset = 0
+    for outcome in outcomes:
+        if isinstance(outcome, str):
+            readings.append(outcome)
+            continue
+        count = len(outcome.groups)
+        readings.append(decode_line(classifier, outcome, probabilities[offset:offset + count] if count else None,
+                                    min_confidence))
+        offset += count
+    return readings
+
+
+def _line_model_batch(classifier, batch: list[Path], min_confidence: float) -> list[Reading | str]:
+    """Files read by the run's line model: all their strips in one call per strip width."""
+    views = []
+    for path in batch:
+        try:
+            views.append(view_line(path))
+        except DigitlabError as err:
+            views.append(str(err))
+    good = [view for view in views if not isinstance(view, str) and view.strip is not None]
+    runs = dict(zip(map(id, good), classifier.line_reader.read_strips([view.strip.pixels for view in good]),
+                    strict=True))
+    return [view if isinstance(view, str) else reading_from_runs(view, runs.get(id(view), []), min_confidence)
+            for view in views]
 
 
 def _full_picture(path: Path):

@@ -1,9 +1,10 @@
 """Read a line of handwritten digits: "2026" from a photo, a scan or a drawing.
 
-Segmentation by recognition, in front of the digit classifier:
+A run with a line model (the `reader` recipe) reads with it (`line_reading.py`: the whole line at
+once, no cuts). Any other run reads here, by segmentation in front of its digit classifier:
 
-1. The picture is shrunk to a working size and its ink separated from the paper as for one digit
-   (`ink.extract_ink`: uneven light, either polarity, noise).
+1. The picture's line is found as the line model's is (`data/line_strip.find_line_ink`: a working
+   size, the ink separated from the paper as for one digit, specks dropped; a bar or a dot is no line).
 2. The ink is cut into pieces: connected strokes, with specks dropped and pieces stacked above one
    another (a "5" whose bar came loose) joined. A piece wider than a digit (neighbours that touch or
    overlap) gets candidate cuts at the low points of its column profile.
@@ -25,20 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.data.framing import fit_in_frame, stroke_width
+from digitlab.data.framing import fit_in_frame
+from digitlab.data.line_strip import find_line_ink
 from digitlab.errors import ImageError
 from digitlab.inference import rejection
 from digitlab.inference.images import _describe, _picture
-from digitlab.inference.ink import extract_ink
 
-# The line is analysed with its shorter side at most this many pixels (and its longer at most
-# WORKING_LONGEST): digits end up 20 pixels tall, so more detail only costs time.
-WORKING_SHORTEST = 112
-WORKING_LONGEST = 1200
-# Ink above this level (of 1) belongs to a stroke when cutting the line into pieces.
-STROKE_LEVEL = 0.25
-# Pieces smaller than this share of the line height (in both directions) are specks.
-SPECK_FRACTION = 0.12
 # Pieces wider than this many line heights may hold several digits and get candidate cuts, at
 # least CUT_SPACING line heights apart and CUT_MARGIN from the piece's ends.
 CUT_WIDTH = 0.75
@@ -53,12 +46,6 @@ WIDEST_DIGIT = 1.2
 JOIN_GAP = 0.12
 # Parts per candidate digit at most.
 MOST_PARTS = 6
-# A line of digits is at least this many stroke widths tall; a bar or a dot is not read at all.
-DIGIT_STROKES = 2.5
-# A line of ink less than this share of the working picture's height, in a picture with at least
-# ZOOM_SCALE times more pixels, is looked at again, cropped from the picture itself.
-ZOOM_BELOW = 0.4
-ZOOM_SCALE = 1.5
 # The longest numbers read (the ink is refused beyond, as not one line of digits).
 MOST_DIGITS = 16
 
@@ -117,6 +104,10 @@ def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN
         ImageError: unreadable or too large (a blank picture reads as "").
     """
     rejection.check_min_confidence(min_confidence)
+    if getattr(classifier, "line_reader", None) is not None:  # the run has a line model: it reads the whole line at once
+        from digitlab.inference.line_reading import read_with_line_model
+
+        return read_with_line_model(classifier.line_reader, image, min_confidence)
     candidates = line_candidates(image, even_cuts=rejection.refusal_class(classifier.class_names) is not None)
     probabilities = classifier.probabilities(candidates.framed) if candidates.groups else None
     return decode_line(classifier, candidates, probabilities, min_confidence)
@@ -150,20 +141,11 @@ def line_candidates(image, even_cuts: bool = True) -> LineCandidates:
     name = _describe(image)
     picture = _picture(image, name)
     file_scale = _file_scale(image, picture)
-    working, scale = _working_pixels(picture)
-    ink = extract_ink(working)
-    offset = (0, 0)
-    zoomed = _zoomed(picture, ink, scale) if ink is not None else None
-    if zoomed is not None:  # a small number in a big picture: look again at the picture's own pixels
-        offset, region = zoomed
-        working, scale = _working_pixels(region)
-        ink = extract_ink(working)
-    labels, pieces = _pieces(ink) if ink is not None else (None, [])
-    if not pieces:
+    line = find_line_ink(picture)
+    if line is None:
         return LineCandidates(np.zeros((0, 28, 28), np.float32), (), (), (), 0)
-    line_height = _line_height(labels, pieces)
-    if line_height < DIGIT_STROKES * stroke_width(ink):  # strokes about as thick as the line is tall: a bar, a dot
-        return LineCandidates(np.zeros((0, 28, 28), np.float32), (), (), (), 0)
+    ink, labels, pieces, line_height = line.ink, line.labels, line.pieces, line.line_height
+    scale, offset = line.scale, line.offset
     parts = _parts(ink, labels, pieces, line_height, even_cuts)
     if len(parts) > 4 * MOST_DIGITS:
         raise ImageError(f"{name}: too much ink to be one line of digits ({len(parts)} pieces); crop it to "
@@ -216,63 +198,6 @@ def _file_scale(source, picture) -> float:
     except (OSError, ValueError):
         return 1.0
     return width / picture.size[0] if picture.size[0] else 1.0
-
-
-def _zoomed(picture, ink: np.ndarray, scale: float):
-    """((left, top), the region) of the picture around the ink when the ink is small in a picture that has
-    more detail than the working pixels show; else None."""
-    inked = ink > STROKE_LEVEL
-    if scale < ZOOM_SCALE or not inked.any():
-        return None
-    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
-    height = rows[-1] + 1 - rows[0]
-    if height >= ZOOM_BELOW * ink.shape[0]:
-        return None
-    margin = height + 2  # paper around the ink: the lighting fit and the polarity need it
-    left, top = max(0, round((columns[0] - margin) * scale)), max(0, round((rows[0] - margin) * scale))
-    right = min(picture.size[0], round((columns[-1] + 1 + margin) * scale))
-    bottom = min(picture.size[1], round((rows[-1] + 1 + margin) * scale))
-    return (left, top), picture.crop((left, top, right, bottom))
-
-
-def _working_pixels(picture) -> tuple[np.ndarray, float]:
-    """(rows, columns) float32 pixels in [0, 1] at the working size, and picture pixels per working pixel."""
-    from PIL import Image
-
-    width, height = picture.size
-    scale = max(1.0, min(width, height) / WORKING_SHORTEST, max(width, height) / WORKING_LONGEST)
-    if scale > 1.0:
-        picture = picture.resize((max(1, round(width / scale)), max(1, round(height / scale))), Image.Resampling.BOX)
-    pixels = np.asarray(picture, dtype=np.float32)
-    if picture.mode != "F":
-        pixels = pixels / np.float32(255.0)
-    return pixels, width / picture.size[0]
-
-
-def _pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple[int, slice, slice]]]:
-    """Connected strokes: the label image and (label, rows, columns) of each piece that is not a speck."""
-    from scipy import ndimage
-
-    strokes = ink > STROKE_LEVEL
-    labels, count = ndimage.label(strokes, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return labels, []
-    boxes = ndimage.find_objects(labels)
-    sizes = [(box[0].stop - box[0].start, box[1].stop - box[1].start) for box in boxes]
-    tallest = max(height for height, _ in sizes)
-    pieces = []
-    for label, (box, (height, width)) in enumerate(zip(boxes, sizes, strict=True), start=1):
-        if max(height, width) >= SPECK_FRACTION * tallest:
-            pieces.append((label, box[0], box[1]))
-        else:
-            labels[box][labels[box] == label] = 0  # a speck: no longer ink of any piece
-    return labels, pieces
-
-
-def _line_height(labels: np.ndarray, pieces) -> float:
-    """The height of a digit in this line: the tallest pieces' height (a median of the taller half)."""
-    heights = sorted(rows.stop - rows.start for _, rows, _ in pieces)
-    return float(np.median(heights[len(heights) // 2:]))
 
 
 def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float, even_cuts: bool) -> list[_Part]:

@@ -52,18 +52,19 @@ RECIPES: dict[str, Recipe] = {
                "2 x (Conv 3x3 32, batch norm), pool, 2 x (Conv 3x3 64, batch norm), pool, Dense 128, Dropout 0.4; "
                "random shifts, rotations and zooms; Adam, one-cycle, batch 128",
                {"architecture": "cnn", "conv_filters": (32, 64), "convs_per_block": 2, "batch_norm": True,
-                "hidden_units": (128,), "dropout": 0.4, "batch_size": 128, "epochs": 13, "learning_rate": 0.005,
+                "hidden_units": (128,), "dropout": 0.4, "batch_size": 128, "epochs": 14, "learning_rate": 0.005,
                 "learning_rate_schedule": "one-cycle", "augment_shift": 0.1, "augment_rotation": 10.0,
                 "augment_zoom": 0.1},
                0.9964),
         Recipe("reader", "the model `digitlab read` and the refusals use: Conv 5x5 32, pool, Conv 5x5 64, pool, "
                "Dense 128, Dropout 0.3, an 11th class 'not a digit' learnt from 40,000 synthetic non-digits "
                "(letters, symbols, scribbles, shapes, pairs, pieces and wrong cuts of digits); random shifts, rotations, "
-               "zooms; Adam, one-cycle, batch 128, 6 epochs",
+               "zooms; Adam, one-cycle, batch 128, 6 epochs; and a line model for `read` trained with CTC on 30,000 "
+               "synthetic photographed lines of training digits (training/line_model.py)",
                {"architecture": "cnn", "conv_filters": (32, 64), "kernel_size": 5, "hidden_units": (128,),
                 "dropout": 0.3, "batch_size": 128, "epochs": 6, "learning_rate": 0.005,
                 "learning_rate_schedule": "one-cycle", "augment_shift": 0.08, "augment_rotation": 8.0,
-                "augment_zoom": 0.1, "non_digit_images": 40_000},
+                "augment_zoom": 0.1, "non_digit_images": 40_000, "line_model_lines": 30_000},
                None),
     )
 }

@@ -30,7 +30,7 @@ from digitlab.data.catalog import NOT_A_DIGIT
 from digitlab.data.sources import ProgressCallback
 from digitlab.errors import ConfigError
 from digitlab.record import RunConfig, RunMetrics
-from digitlab.training import distributed, fastfit
+from digitlab.training import distributed, fastfit, line_model
 from digitlab.training.distributed import DistributionSettings
 from digitlab.training.models import build_model, parameter_count, training_bytes
 
@@ -73,6 +73,7 @@ class _PreparedData:
     training_count: int  # this process's images trained on: what the validation split leaves
     seconds: float
     class_names: tuple[str, ...]  # the data set's classes, and "not a digit" with non_digit_images
+    line_digits: tuple[np.ndarray, np.ndarray] | None = None  # raw training digits, for a line model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +188,7 @@ def _prepare_data(config: TrainingConfig, distribution: DistributionSettings, da
     if config.max_train_images:
         train_images, train_labels = train_images[:config.max_train_images], train_labels[:config.max_train_images]
     class_names = tuple(datasets.get_spec(config.dataset).class_names)
+    line_digits = (train_images, train_labels) if config.line_model_lines else None
     if config.non_digit_images:
         train_images, train_labels = _with_non_digits(train_images, train_labels, config)
         class_names += (NOT_A_DIGIT,)
@@ -201,7 +203,7 @@ def _prepare_data(config: TrainingConfig, distribution: DistributionSettings, da
         test_targets=arrays.one_hot(test_labels, len(class_names)),  # (10000, classes)
         training_count=training_count,
         seconds=time.perf_counter() - started,
-        class_names=class_names)
+        class_names=class_names, line_digits=line_digits)
 
 
 def _with_non_digits(images: np.ndarray, labels: np.ndarray, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -275,9 +277,14 @@ def _train_and_save(keras, config: TrainingConfig, backend_name: str, data: _Pre
         model = distributed.local_copy(model, lambda: _compile(keras, build_model(config, len(data.class_names)), config,
                                                                 backend_name, steps_per_epoch))
     training_samples = data.training_count * distribution.num_processes
-    metrics = _run_metrics(outcome, test, training_samples, backend_name, model,
-                           {"data_seconds": data.seconds, "import_seconds": import_seconds,
-                            "evaluate_seconds": evaluate_seconds})
+    seconds = {"data_seconds": data.seconds, "import_seconds": import_seconds, "evaluate_seconds": evaluate_seconds}
+    if data.line_digits is not None and not diverged and not outcome.interrupted and run_path:
+        try:
+            seconds["line_model_seconds"] = line_model.train_and_save(*data.line_digits, config.line_model_lines,
+                                                                      config.seed, run_path, verbose)
+        except KeyboardInterrupt:  # Ctrl-C: keep the trained classifier, without a line model
+            outcome = dataclasses.replace(outcome, interrupted=True)
+    metrics = _run_metrics(outcome, test, training_samples, backend_name, model, seconds)
     if run_path:
         runs.write_history(run_path / runs.HISTORY_FILE, outcome.recorder.history)
         if not diverged:

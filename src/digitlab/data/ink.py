@@ -2,7 +2,7 @@
 ink from it, box the ink; `data/framing.py` then brings strokes to MNIST's width and centres the
 digit in 28x28 by its mass.
 
-Works on the small grayscale pixel arrays `images.py` decodes; knows nothing about files.
+Works on the small grayscale pixel arrays `inference/images.py` decodes; knows nothing about files.
 """
 
 from __future__ import annotations

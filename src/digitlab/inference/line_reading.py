@@ -1,0 +1,164 @@
+"""Read a line with the line model (`training/line_model.py`): the whole strip at once, no cuts.
+
+The model says for every 4 columns of the strip (COLUMNS_PER_STEP) which digit is there, or CTC's blank; the greedy CTC
+decoding keeps each run of one digit (and drops the blanks between): a run is one digit read. Its
+probabilities are the model's at the run's surest step, over the ten digits. Its box is the line's
+ink between the midpoints to the neighbouring runs, mapped back to the picture's pixels.
+
+    line_reader = load_line_reader("runs/reader")      # None when the run has no line model
+    runs = line_reader.read_strips([strip.pixels])[0]  # [(digit, first_step, last_step, probabilities)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_MARGIN, LineInk, Strip, find_line_ink, line_strip
+from digitlab.errors import ModelError
+from digitlab.inference.images import _describe, _picture
+from digitlab.inference.reading import ReadDigit, Reading, _file_scale, _picture_box
+from digitlab.training.line_model import BLANK, CLASSES, COLUMNS_PER_STEP, LINE_MODEL_FILE
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitRun:
+    """One digit the line model read: the steps it spans and its probabilities over the ten digits."""
+
+    digit: int
+    first_step: int
+    last_step: int
+    # (10,) float32: the model's probabilities at the run's surest step, blank left out and renormalised.
+    probabilities: np.ndarray
+    # The probability of this digit at that step, blank included: how sure the model is it is there.
+    confidence: float
+
+
+class LineReader:
+    """A loaded line model. Safe to use from several threads at once."""
+
+    def __init__(self, model, source: str | Path) -> None:
+        from digitlab.inference.predict import _forward_function
+
+        shape = tuple(model.input_shape)
+        if len(shape) != 4 or shape[1] != STRIP_HEIGHT or shape[3] != 1 or model.output_shape[-1] != CLASSES:
+            raise ModelError(f"{source}: not a line model (input {shape}, output {model.output_shape}); "
+                             f"a line model takes ({STRIP_HEIGHT}, width, 1) strips and gives {CLASSES} classes per step")
+        self.source = str(source)
+        self._forward = _forward_function(model)
+
+    def __repr__(self) -> str:
+        return f"LineReader({self.source!r})"
+
+    def read_strips(self, strips: list[np.ndarray]) -> list[list[DigitRun]]:
+        """The digit runs of each (STRIP_HEIGHT, width) strip; strips of one width go to the model together."""
+        by_width: dict[int, list[int]] = {}
+        for index, strip in enumerate(strips):
+            by_width.setdefault(strip.shape[1], []).append(index)
+        found: list[list[DigitRun]] = [[] for _ in strips]
+        for indices in by_width.values():
+            logits = self._forward(np.stack([strips[index] for index in indices])[..., None])
+            for index, row in zip(indices, logits, strict=True):
+                found[index] = decode_runs(row)
+        return found
+
+
+def decode_runs(logits: np.ndarray) -> list[DigitRun]:
+    """Greedy CTC decoding of (steps, 11) logits: each run of one non-blank class is one digit."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    probabilities = np.exp(shifted)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    best = probabilities.argmax(axis=1)
+    runs, step = [], 0
+    while step < len(best):
+        if best[step] == BLANK:
+            step += 1
+            continue
+        end = step
+        while end + 1 < len(best) and best[end + 1] == best[step]:
+            end += 1
+        surest = step + int(probabilities[step:end + 1, best[step]].argmax())
+        digits = probabilities[surest, 1:]
+        runs.append(DigitRun(int(best[step]) - 1, step, end, (digits / digits.sum()).astype(np.float32),
+                             float(probabilities[surest, best[step]])))
+        step = end + 1
+    return runs
+
+
+def run_boxes(line: LineInk, strip: Strip, runs: list[DigitRun]) -> list[tuple[int, int, int, int]]:
+    """Each run's box (x0, y0, x1, y1) in working pixels: the line's ink between the midpoints to its
+    neighbours' runs (the whole run's columns when no ink is there)."""
+    if not runs:
+        return []
+    centres = [(run.first_step + run.last_step + 1) / 2 * COLUMNS_PER_STEP for run in runs]
+    edges = [0.0, *[(left + right) / 2 for left, right in zip(centres, centres[1:], strict=False)], float(strip.used)]
+    inked = line.labels > 0
+    boxes = []
+    for start, stop in zip(edges, edges[1:], strict=False):
+        left = max(0, int(np.floor(strip.left + (start - STRIP_MARGIN) / strip.column_scale)))
+        right = min(inked.shape[1], int(np.ceil(strip.left + (stop - STRIP_MARGIN) / strip.column_scale)))
+        right = max(right, left + 1)
+        region = inked[:, left:right]
+        rows, columns = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+        if len(rows) == 0:
+            all_rows = np.flatnonzero(inked.any(axis=1))
+            boxes.append((left, int(all_rows[0]), right, int(all_rows[-1]) + 1))
+            continue
+        boxes.append((left + int(columns[0]), int(rows[0]), left + int(columns[-1]) + 1, int(rows[-1]) + 1))
+    return boxes
+
+
+def load_line_reader(run_dir: str | Path | None) -> LineReader | None:
+    """The line model of a run folder, or None when it has none (runs before it, other recipes)."""
+    if run_dir is None:
+        return None
+    path = Path(run_dir)
+    path = path / LINE_MODEL_FILE if path.is_dir() else path.parent / LINE_MODEL_FILE
+    if not path.is_file():
+        return None
+    from digitlab import runs
+
+    return LineReader(runs.load_model(path), path)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LineView:
+    """A picture's line, ready for the line model: its ink, its strip, and file pixels per picture pixel."""
+
+    line: LineInk | None  # None: nothing to read (no ink, or only a bar or a dot)
+    strip: Strip | None
+    file_scale: float
+
+
+def view_line(image) -> LineView:
+    """Decode a picture (path, file object, PIL image or array) and find its line's ink and strip.
+
+    Raises:
+        ImageError: unreadable or too large.
+    """
+    picture = _picture(image, _describe(image))
+    line = find_line_ink(picture)
+    return LineView(line, line_strip(line) if line is not None else None, _file_scale(image, picture))
+
+
+def reading_from_runs(view: LineView, runs: list[DigitRun], min_confidence: float) -> Reading:
+    """The `Reading` of a line from its digit runs: digits below `min_confidence` are left out."""
+    if view.line is None or not runs:
+        return Reading("", (), 0.0)
+    kept = [run for run in runs if run.confidence >= min_confidence]
+    if not kept:
+        return Reading("", (), 0.0)
+    boxes = run_boxes(view.line, view.strip, kept)
+    digits = tuple(ReadDigit(run.digit, _picture_box(box, view.line.scale, view.line.offset, view.file_scale),
+                             run.probabilities) for run, box in zip(kept, boxes, strict=True))
+    confidence = float(np.prod([run.confidence for run in kept]))
+    return Reading("".join(str(run.digit) for run in kept), digits, confidence)
+
+
+def read_with_line_model(line_reader: LineReader, image, min_confidence: float) -> Reading:
+    """Read one picture's line with the line model (see `reading.read_number`)."""
+    view = view_line(image)
+    runs = line_reader.read_strips([view.strip.pixels])[0] if view.strip is not None else []
+    return reading_from_runs(view, runs, min_confidence)
