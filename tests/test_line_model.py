@@ -224,3 +224,28 @@ def test_reading_files_with_a_line_model_agrees_with_one_picture_at_a_time_and_r
         assert result.annotated_path.is_file()
     with Image.open(results[2].annotated_path) as annotated:
         assert annotated.size == Image.open(tmp_path / "five.png").size
+
+
+def test_a_lone_digit_read_where_the_classifier_sees_no_digit_is_taken_away():
+    from digitlab.inference import rejection
+
+    class RefusingClassifier:  # an 11-class classifier that calls everything "not a digit"
+        class_names = [*map(str, range(10)), rejection.NOT_A_DIGIT]
+
+        def probabilities(self, framed):
+            assert framed.shape[1:] == (28, 28)
+            return np.tile(np.eye(11, dtype=np.float32)[10], (len(framed), 1))
+
+        def decide(self, probabilities, framed, min_confidence):
+            return rejection.decide(probabilities, framed, self.class_names, min_confidence, True)
+
+    one, two = (line_strip.find_line_ink(paper_line(marks=count)) for count in (1, 2))
+    views = [line_reading.LineView(line, line_strip.line_strip(line), 1.0) for line in (one, two)]
+    run = line_reading.DigitRun(7, 2, 3, np.eye(10, dtype=np.float32)[7], 0.95)
+    kept = line_reading.without_lone_marks(RefusingClassifier(), views, [[run], [run, run]])
+    assert kept == [[], [run, run]]  # only the lone digit is the classifier's to refuse
+
+    class TenClasses(RefusingClassifier):
+        class_names = [*map(str, range(10))]
+
+    assert line_reading.without_lone_marks(TenClasses(), views, [[run], [run, run]]) == [[run], [run, run]]

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from digitlab.data.framing import fit_in_frame
 from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_MARGIN, LineInk, Strip, find_line_ink, line_strip
 from digitlab.errors import ModelError
+from digitlab.inference import rejection
 from digitlab.inference.images import _describe, _picture
 from digitlab.inference.reading import ReadDigit, Reading, _file_scale, _picture_box
 from digitlab.training.line_model import BLANK, CLASSES, COLUMNS_PER_STEP, LINE_MODEL_FILE
@@ -157,8 +159,33 @@ def reading_from_runs(view: LineView, runs: list[DigitRun], min_confidence: floa
     return Reading("".join(str(run.digit) for run in kept), digits, confidence)
 
 
-def read_with_line_model(line_reader: LineReader, image, min_confidence: float) -> Reading:
-    """Read one picture's line with the line model (see `reading.read_number`)."""
+def read_with_line_model(classifier, image, min_confidence: float) -> Reading:
+    """Read one picture's line with the classifier's line model (see `reading.read_number`)."""
     view = view_line(image)
-    runs = line_reader.read_strips([view.strip.pixels])[0] if view.strip is not None else []
-    return reading_from_runs(view, runs, min_confidence)
+    runs = classifier.line_reader.read_strips([view.strip.pixels])[0] if view.strip is not None else []
+    return reading_from_runs(view, without_lone_marks(classifier, [view], [runs])[0], min_confidence)
+
+
+def without_lone_marks(classifier, views: list[LineView], runs: list[list[DigitRun]]) -> list[list[DigitRun]]:
+    """The runs, with a lone digit read from a picture the classifier calls "not a digit" taken away.
+
+    The line model never saw a letter alone in training as often as the classifier did: where it reads
+    exactly one digit, the classifier (when it has the "not a digit" class) looks at the whole ink too,
+    framed like MNIST, and its refusal wins. The classifiers of the same picture go in one batch."""
+    if rejection.refusal_class(classifier.class_names) is None:
+        return runs
+    lone = [index for index, found in enumerate(runs) if len(found) == 1 and views[index].line is not None]
+    if not lone:
+        return runs
+    framed = np.stack([fit_in_frame(_line_ink_alone(views[index].line)) for index in lone])
+    decisions = classifier.decide(classifier.probabilities(framed), framed, min_confidence=0.0)
+    refused = {index for index, decision in zip(lone, decisions, strict=True) if decision.reason == rejection.NOT_A_DIGIT}
+    return [[] if index in refused else found for index, found in enumerate(runs)]
+
+
+def _line_ink_alone(line: LineInk) -> np.ndarray:
+    """The line's ink with specks blanked, cropped to its pieces' box (light on dark, as fit_in_frame takes)."""
+    rows = [row for _, row_slice, _ in line.pieces for row in (row_slice.start, row_slice.stop)]
+    columns = [column for _, _, column_slice in line.pieces for column in (column_slice.start, column_slice.stop)]
+    box = (slice(min(rows), max(rows)), slice(min(columns), max(columns)))
+    return np.where(line.labels[box] > 0, line.ink[box], 0.0).astype(np.float32)

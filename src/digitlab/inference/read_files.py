@@ -16,7 +16,7 @@ import numpy as np
 
 from digitlab.errors import DigitlabError
 from digitlab.inference import rejection
-from digitlab.inference.line_reading import reading_from_runs, view_line
+from digitlab.inference.line_reading import reading_from_runs, view_line, without_lone_marks
 from digitlab.inference.predict import unique_name
 from digitlab.inference.reading import LineCandidates, Reading, decode_line, line_candidates
 
@@ -106,8 +106,8 @@ def _line_model_batch(classifier, batch: list[Path], min_confidence: float) -> l
         except DigitlabError as err:
             views.append(str(err))
     good = [view for view in views if not isinstance(view, str) and view.strip is not None]
-    runs = dict(zip(map(id, good), classifier.line_reader.read_strips([view.strip.pixels for view in good]),
-                    strict=True))
+    found = without_lone_marks(classifier, good, classifier.line_reader.read_strips([view.strip.pixels for view in good]))
+    runs = dict(zip(map(id, good), found, strict=True))
     return [view if isinstance(view, str) else reading_from_runs(view, runs.get(id(view), []), min_confidence)
             for view in views]
 

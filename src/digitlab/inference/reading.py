@@ -107,7 +107,7 @@ def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN
     if getattr(classifier, "line_reader", None) is not None:  # the run has a line model: it reads the whole line at once
         from digitlab.inference.line_reading import read_with_line_model
 
-        return read_with_line_model(classifier.line_reader, image, min_confidence)
+        return read_with_line_model(classifier, image, min_confidence)
     candidates = line_candidates(image, even_cuts=rejection.refusal_class(classifier.class_names) is not None)
     probabilities = classifier.probabilities(candidates.framed) if candidates.groups else None
     return decode_line(classifier, candidates, probabilities, min_confidence)
