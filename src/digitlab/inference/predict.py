@@ -26,7 +26,6 @@ from digitlab import runs
 from digitlab.errors import DigitlabError, ImageError, ModelError
 from digitlab.inference import rejection
 from digitlab.inference.images import IMAGE_SUFFIXES, MNIST_SIZE, prepare_image, prepare_image_batch
-from digitlab.inference.line_reading import load_line_reader
 from digitlab.record import RunConfig, RunMetrics
 
 # Batches are padded up to a power of two (at least this), so that JAX compiles a handful of
@@ -99,8 +98,7 @@ class FileResult:
 class Classifier:
     """A trained model ready to classify images. Safe to use from several threads at once."""
 
-    # The run's line model (inference/line_reading.py), which `read` prefers, when it has one.
-    line_reader = None
+    line_reader = None  # the run's line model (inference/line_reading.py), which `read` prefers, if it has one
 
     def __init__(self, model, class_names: Sequence[str] | None = None, source: str | Path | None = None,
                  run_config: RunConfig | None = None, run_metrics: RunMetrics | None = None) -> None:
@@ -298,7 +296,9 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None,
     run_config, run_metrics = (run.config, run.metrics) if run else (None, None)
     class_names = run_config.class_names if run_config else None
     classifier = Classifier(model, class_names, source=path, run_config=run_config, run_metrics=run_metrics)
-    classifier.line_reader = load_line_reader(run_dir) if path.is_dir() else None
+    if path.is_dir():  # a run folder: its line model too, when it has one (a .keras file is that model alone)
+        from digitlab.inference.line_reading import load_line_reader
+        classifier.line_reader = load_line_reader(run_dir)
     return classifier
 
 
