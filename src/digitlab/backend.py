@@ -114,3 +114,11 @@ def versions(backend: str) -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity on Linux): how many workers make sense."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -98,9 +98,8 @@ def line_strip(line: LineInk) -> Strip:
     """The line's ink (specks removed) cropped to its box and scaled to STRIP_HEIGHT rows."""
     from PIL import Image
 
-    rows = [row for _, row_slice, _ in line.pieces for row in (row_slice.start, row_slice.stop)]
-    columns = [column for _, _, column_slice in line.pieces for column in (column_slice.start, column_slice.stop)]
-    top, bottom, left, right = min(rows), max(rows), min(columns), max(columns)
+    rows, columns = pieces_box(line)
+    top, bottom, left, right = rows.start, rows.stop, columns.start, columns.stop
     crop = line.ink[top:bottom, left:right].copy()
     specks = (line.labels[top:bottom, left:right] == 0) & (line.ink[top:bottom, left:right] > STROKE_LEVEL)
     if specks.any():  # strokes of no piece: specks dropped by ink_pieces, blanked with their fringe
@@ -118,6 +117,13 @@ def line_strip(line: LineInk) -> Strip:
     pixels = np.zeros((STRIP_HEIGHT, STRIP_STEP * math.ceil(used / STRIP_STEP)), dtype=np.float32)
     pixels[STRIP_MARGIN:STRIP_MARGIN + inner, STRIP_MARGIN:STRIP_MARGIN + width] = np.clip(scaled, 0.0, 1.0)
     return Strip(pixels, left, column_scale, used)
+
+
+def pieces_box(line: LineInk) -> tuple[slice, slice]:
+    """(rows, columns) of the box around the line's pieces (specks left out), in working pixels."""
+    rows = [row for _, row_slice, _ in line.pieces for row in (row_slice.start, row_slice.stop)]
+    columns = [column for _, _, column_slice in line.pieces for column in (column_slice.start, column_slice.stop)]
+    return slice(min(rows), max(rows)), slice(min(columns), max(columns))
 
 
 def working_pixels(picture) -> tuple[np.ndarray, float]:

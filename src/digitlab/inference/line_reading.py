@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.data.framing import fit_in_frame
-from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_MARGIN, LineInk, Strip, find_line_ink, line_strip
+from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_MARGIN, LineInk, Strip, find_line_ink, line_strip, pieces_box
 from digitlab.errors import ModelError
 from digitlab.inference import rejection
 from digitlab.inference.images import _describe, _picture
@@ -116,8 +116,7 @@ def load_line_reader(run_dir: str | Path | None) -> LineReader | None:
     """The line model of a run folder, or None when it has none (runs before it, other recipes)."""
     if run_dir is None:
         return None
-    path = Path(run_dir)
-    path = path / LINE_MODEL_FILE if path.is_dir() else path.parent / LINE_MODEL_FILE
+    path = Path(run_dir) / LINE_MODEL_FILE
     if not path.is_file():
         return None
     from digitlab import runs
@@ -185,7 +184,5 @@ def without_lone_marks(classifier, views: list[LineView], runs: list[list[DigitR
 
 def _line_ink_alone(line: LineInk) -> np.ndarray:
     """The line's ink with specks blanked, cropped to its pieces' box (light on dark, as fit_in_frame takes)."""
-    rows = [row for _, row_slice, _ in line.pieces for row in (row_slice.start, row_slice.stop)]
-    columns = [column for _, _, column_slice in line.pieces for column in (column_slice.start, column_slice.stop)]
-    box = (slice(min(rows), max(rows)), slice(min(columns), max(columns)))
+    box = pieces_box(line)
     return np.where(line.labels[box] > 0, line.ink[box], 0.0).astype(np.float32)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from digitlab import runs
+from digitlab.backend import available_cores
 from digitlab.errors import DigitlabError, ImageError, ModelError
 from digitlab.inference import rejection
 from digitlab.inference.images import IMAGE_SUFFIXES, MNIST_SIZE, prepare_image, prepare_image_batch
@@ -321,13 +322,6 @@ def save_prepared_image(image: np.ndarray, path: Path) -> Path:
 
     Image.fromarray((np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8), mode="L").save(path, format="PNG")
     return path
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 # --- helpers ------------------------------------------------------------------------------------

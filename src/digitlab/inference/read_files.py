@@ -106,10 +106,10 @@ def _line_model_batch(classifier, batch: list[Path], min_confidence: float) -> l
         except DigitlabError as err:
             views.append(str(err))
     good = [view for view in views if not isinstance(view, str) and view.strip is not None]
-    found = without_lone_marks(classifier, good, classifier.line_reader.read_strips([view.strip.pixels for view in good]))
-    runs = dict(zip(map(id, good), found, strict=True))
-    return [view if isinstance(view, str) else reading_from_runs(view, runs.get(id(view), []), min_confidence)
-            for view in views]
+    found = iter(without_lone_marks(classifier, good, classifier.line_reader.read_strips([view.strip.pixels
+                                                                                          for view in good])))
+    return [view if isinstance(view, str) else
+            reading_from_runs(view, next(found) if view.strip is not None else [], min_confidence) for view in views]
 
 
 def _full_picture(path: Path):

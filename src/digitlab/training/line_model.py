@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitlab.backend import available_cores
 from digitlab.data.line_strip import STRIP_HEIGHT, find_line_ink, line_strip
 from digitlab.data.lines import LAYOUTS, compose_line, render_photo
 from digitlab.data.nondigits import render_non_digits
@@ -192,7 +193,7 @@ def fit_line_model(model, strips: np.ndarray, targets: np.ndarray, epochs: int, 
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=keras.losses.CTC())
     model.optimizer.build(model.trainable_variables)
     forward = lowering.forward_function(model)
-    ctc = keras.losses.CTC()
+    ctc = model.loss
 
     def step(state, batch):
         trainable, non_trainable, optimizer_state = state
@@ -241,7 +242,7 @@ def train_and_save(digit_images: np.ndarray, labels: np.ndarray, line_count: int
     """Synthesise `line_count` lines of the digits, train a line model on them and save it in the run
     folder as LINE_MODEL_FILE; returns the seconds it all took."""
     started = time.perf_counter()
-    strips, targets = synthesize_strips(digit_images, labels, line_count, seed, workers=_cores())
+    strips, targets = synthesize_strips(digit_images, labels, line_count, seed, workers=available_cores())
     model = build_line_model(seed)
     # Few lines (a quick test): smaller batches, so that each width still fills whole chunks.
     batch_size = max(1, min(BATCH_SIZE, len(strips) // (8 * CHUNK)))
@@ -250,13 +251,6 @@ def train_and_save(digit_images: np.ndarray, labels: np.ndarray, line_count: int
     model.save(partial)
     os.replace(partial, Path(run_path) / LINE_MODEL_FILE)
     return time.perf_counter() - started
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _used_widths(strips: np.ndarray) -> np.ndarray:
