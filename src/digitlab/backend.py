@@ -18,7 +18,7 @@ from digitlab.errors import BackendError, ConfigError
 BACKENDS = ("jax", "tensorflow", "torch")
 DEFAULT_BACKEND = "jax"
 # The package each backend needs, and the extra that installs it.
-_BACKEND_PACKAGES = {"jax": ("jax", "digitlab"), "tensorflow": ("tensorflow", "digitlab[tensorflow]"),
+_BACKEND_PACKAGES = {"jax": ("jax", "digitlab[train]"), "tensorflow": ("tensorflow", "digitlab[tensorflow]"),
                      "torch": ("torch", "digitlab[torch]")}
 
 
@@ -42,6 +42,9 @@ def select_backend(requested: str | None = None) -> str:
             raise BackendError(f"Keras is already running on {active} in this process; "
                                f"start a new process with KERAS_BACKEND={chosen} to use {chosen}")
         return active
+    if importlib.util.find_spec("keras") is None:
+        raise BackendError("training, evaluating and running model.keras need Keras, which is not installed: "
+                           "pip install 'digitlab[train]' (an exported model.onnx runs without it)")
     package, extra = _BACKEND_PACKAGES[chosen]
     if importlib.util.find_spec(package) is None:
         raise BackendError(f"the {chosen} backend needs the package {package!r}, which is not installed; "

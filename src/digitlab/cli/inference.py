@@ -15,7 +15,8 @@ from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE, NOT_A_DIGIT
 def predict(
     inputs: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, GIF, TIFF, WebP) or folders of them.",
                                         show_default=False),
-    model: Path | None = typer.Option(None, help="A run folder or a .keras file. Default: the latest finished "
+    model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
+                                         "Default: the latest finished "
                                          "run under runs/."),
     top: int = typer.Option(3, min=1, help="How many most probable digits to show per image."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, digit, probabilities "
@@ -74,7 +75,8 @@ def predict(
 def read(
     inputs: list[Path] = typer.Argument(..., help="Images of a line of digits (PNG, JPEG, ...) or folders of them.",
                                         show_default=False),
-    model: Path | None = typer.Option(None, help="A run folder or a .keras file. Default: the latest finished "
+    model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
+                                         "Default: the latest finished "
                                          "run under runs/ (train one with --recipe reader to read best)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, text, digits (digit, box, "
                                  "probabilities), confidence (or path, error)."),
@@ -108,7 +110,8 @@ def read(
 
 
 def serve_command(
-    model: Path | None = typer.Option(None, help="A run folder or a .keras file. Default: the latest finished "
+    model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
+                                         "Default: the latest finished "
                                          "run under runs/."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 lets other machines in."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free port)."),

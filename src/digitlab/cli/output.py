@@ -16,7 +16,10 @@ __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "RichProgress", "console", "error_
 
 
 def print_error(err: object) -> None:
-    error_console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # Escaped: a message such as "pip install 'digitlab[train]'" must print its brackets, not style by them.
+    error_console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
 
 
 def print_warning(message: str) -> None:

@@ -130,8 +130,8 @@ class Classifier:
     def describe(self) -> dict[str, Any]:
         """What is loaded, ready for JSON: name, source, training settings, metrics, input shape, classes."""
         source = Path(self.source)
-        name = source.stem if source.suffix == ".keras" and source.stem != "model" else (
-            source.parent.name if source.suffix == ".keras" else source.name)
+        name = source.stem if source.suffix in (".keras", ".onnx") and source.stem != "model" else (
+            source.parent.name if source.suffix in (".keras", ".onnx") else source.name)
         return {"name": name or self.source, "source": self.source,
                 "backend": self.run_config.backend if self.run_config else None,
                 "training": self.run_config.training.to_dict() if self.run_config else {},
@@ -280,8 +280,9 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None,
     """Load a trained model in Keras's safe mode (no arbitrary code) and wrap it as a Classifier.
 
     Args:
-        path: a run folder (holding model.keras and config.json), or a `.keras` file (config.json
-            beside it is read if present). None: the most recent finished run under `runs_root`.
+        path: a run folder (holding model.keras and config.json), a `.keras` file (config.json
+            beside it is read if present), or an `.onnx` file from `digitlab export` (run by ONNX Runtime).
+            None: the most recent finished run under `runs_root`.
         backend: Keras backend ("jax", "tensorflow", "torch"); default $KERAS_BACKEND, else jax.
 
     Raises:
@@ -291,6 +292,9 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None,
     if path is None:
         path = runs.latest_finished_run(runs_root)
     path = Path(path)
+    if path.suffix == ".onnx":  # an export (digitlab export): ONNX Runtime, neither Keras nor JAX
+        from digitlab.inference.onnx_model import load_onnx_classifier
+        return load_onnx_classifier(path)
     model = runs.load_model(path, backend=backend)
     run_dir = path if path.is_dir() else path.parent  # a .keras file: its run's files, if beside it
     run = runs.read_run(run_dir) if (run_dir / runs.CONFIG_FILE).is_file() else None
@@ -396,6 +400,8 @@ def _padded_size(count: int) -> int:
 
 def _forward_function(model):
     """inputs (N, ...) float32 -> probabilities (N, classes) float32 NumPy, without `model.predict()`."""
+    if getattr(model, "runs_without_keras", False):  # inference/onnx_model.OnnxModel
+        return model.forward
     import keras
 
     if keras.backend.backend() == "jax":

@@ -1,0 +1,126 @@
+"""A model exported by `digitlab export` (export.py), run by ONNX Runtime: neither Keras nor JAX is imported.
+
+`OnnxModel` stands where a Keras model stands for `Classifier` and `LineReader`: it has the
+`input_shape`, `output_shape` and `name` they check, and `forward`, which they call in place of a
+compiled Keras forward pass. What a run folder's config.json tells (class names, the run's settings
+and metrics) comes from the model's metadata, so one `.onnx` file is all a server needs.
+
+    model = OnnxModel("runs/<run>/model.onnx")
+    model.class_names, model.input_shape       # ['0', ..., '9'], (None, 784)
+    model.forward(images)                      # (N, 784) float32 -> (N, 10) probabilities
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.errors import ModelError
+
+
+class OnnxModel:
+    """An exported digitlab model in an ONNX Runtime session. Safe to use from several threads at once."""
+
+    runs_without_keras = True  # predict._forward_function calls `forward` instead of compiling a Keras model
+
+    def __init__(self, path: str | Path) -> None:
+        """Raises:
+            ModelError: the file is missing, is not an ONNX model, or ONNX Runtime is not installed.
+        """
+        path = Path(path)
+        try:
+            import onnxruntime
+        except ImportError as err:
+            raise ModelError(f"{path}: running an ONNX model needs ONNX Runtime: pip install 'digitlab[serve]'") from err
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file; export one with `digitlab export RUN`")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: no warnings about the graph on every start
+        try:
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # ONNX Runtime raises its own Fail/InvalidGraph/... classes
+            raise ModelError(f"{path}: not an ONNX model ONNX Runtime can run ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''})") from err
+        self.path = path
+        self.name = path.stem
+        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{path}: the model has {len(inputs)} inputs and {len(outputs)} outputs; "
+                             "digitlab models have one of each")
+        self._input_name = inputs[0].name
+        self.input_shape = _shape(inputs[0].shape)
+        self.output_shape = _shape(outputs[0].shape)
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({str(self.path)!r})"
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self._json("digitlab.class_names")
+
+    @property
+    def run_config(self) -> dict[str, Any] | None:
+        return self._json("digitlab.run_config")
+
+    @property
+    def run_metrics(self) -> dict[str, Any] | None:
+        return self._json("digitlab.run_metrics")
+
+    @property
+    def line_model_file(self) -> Path | None:
+        """The exported line model beside this classifier, for a reader run's export (else None)."""
+        name = self.metadata.get("digitlab.line_model")
+        return self.path.parent / name if name else None
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        """inputs (N, ...) float32 -> outputs (N, ...) float32 NumPy."""
+        return self._session.run(None, {self._input_name: np.asarray(inputs, dtype=np.float32)})[0]
+
+    def _json(self, key: str):
+        text = self.metadata.get(key)
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ModelError(f"{self.path}: its metadata {key!r} is not JSON ({err}); export the run again") from err
+
+
+def _shape(dimensions) -> tuple[int | None, ...]:
+    """ONNX Runtime's shape (numbers, and names or None for free axes) as Keras writes one: None for free axes."""
+    return tuple(size if isinstance(size, int) else None for size in dimensions)
+
+
+def load_onnx_classifier(path: str | Path):
+    """A `Classifier` on an exported classifier, its settings and class names from the file's metadata, with
+    its line model when the export has one (a reader run's).
+
+    Raises:
+        ModelError: not a digitlab classifier export, or its line model is not beside it.
+    """
+    from digitlab.inference.line_reading import LineReader
+    from digitlab.inference.predict import Classifier
+    from digitlab.record import RunConfig, RunMetrics
+
+    path = Path(path)
+    model = OnnxModel(path)
+    kind = model.metadata.get("digitlab.kind", "classifier")
+    if kind != "classifier":
+        raise ModelError(f"{path} is a {kind}, not a classifier; give the classifier exported beside it (model.onnx)")
+    config = RunConfig.from_dict(model.run_config, source=f"{path} (metadata)") if model.run_config else None
+    if config is not None:  # what runs the model now (`describe`, /api/model): not the backend it trained on
+        config = dataclasses.replace(config, backend="onnxruntime")
+    metrics = RunMetrics.from_dict(model.run_metrics, source=f"{path} (metadata)") if model.run_metrics else None
+    classifier = Classifier(model, model.class_names, source=path, run_config=config, run_metrics=metrics)
+    line_file = model.line_model_file
+    if line_file is not None:
+        if not line_file.is_file():
+            raise ModelError(f"{path} reads lines of digits with {line_file.name}, which is not beside it; "
+                             "keep the files `digitlab export` wrote together")
+        classifier.line_reader = LineReader(OnnxModel(line_file), line_file)
+    return classifier
