@@ -121,3 +121,10 @@ def test_train_with_report_writes_the_report_beside_the_run(run_cli, tiny_mnist,
     assert code == 0 and "report written to" in out
     html = (run_dir / "report.html").read_text()
     assert "data:image/png;base64," in html and (run_dir / "confusion_matrix.png").is_file()
+
+
+
+def test_an_error_prints_its_brackets_as_they_are(run_cli, tmp_path):
+    """Rich would take "[bold]" or "[train]" (as in "pip install 'digitlab[train]'") for styles and drop them."""
+    status, _, err = run_cli("export", str(tmp_path), "--format", "[bold]onnx[/bold]")
+    assert status == 2 and "unknown export format '[bold]onnx[/bold]'" in err

@@ -1,4 +1,4 @@
-"""`digitlab export` (export.py) and models run from ONNX files (inference/onnx_model.py): tiny runs on fake
+"""`digitlab export` (inference/export.py) and models run from ONNX files (inference/onnx_model.py): tiny runs on fake
 MNIST, exported, checked, loaded back and compared with the Keras models they came from."""
 
 import json
@@ -11,8 +11,8 @@ pytest.importorskip("jax2onnx")
 
 import onnx  # noqa: E402
 
-from digitlab import export  # noqa: E402
 from digitlab.errors import ExportError, ExportTargetError, ModelError  # noqa: E402
+from digitlab.inference import export  # noqa: E402
 from digitlab.inference.predict import load_classifier  # noqa: E402
 
 
@@ -116,3 +116,22 @@ def test_the_export_command_writes_and_reports_and_refuses_an_unknown_format(cnn
     assert status == 2 and "already exists" in err
     status, _, err = run_cli("export", str(cnn_run), "--format", "tflite", "--overwrite")
     assert status == 2 and "unknown export format 'tflite'" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["tutorial", "mlp-dropout", "cnn", "speedrun", "best", "reader"])
+def test_every_recipes_network_runs_in_onnx_runtime_as_in_keras(recipe):
+    """Each recipe's network as it is built (augmentation, dropout and batch norm included), through the
+    export's conversion: ONNX Runtime's probabilities within the check's tolerance of Keras's."""
+    import onnxruntime
+
+    from digitlab.training.models import build_model
+    from digitlab.training.recipes import recipe_config
+
+    config = recipe_config(recipe)
+    model = build_model(config, num_classes=11 if config.non_digit_images else 10)  # the reader: "not a digit" too
+    images = np.random.default_rng(1).random((16, *model.input_shape[1:]), dtype=np.float32)
+    converted = export._to_onnx(onnx, model, images[:1], {"digitlab.preparation": ""})
+    session = onnxruntime.InferenceSession(converted, providers=["CPUExecutionProvider"])
+    found = session.run(None, {session.get_inputs()[0].name: images})[0]
+    np.testing.assert_allclose(found, np.asarray(model(images, training=False)), atol=export.CHECK_TOLERANCE)

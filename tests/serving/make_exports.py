@@ -19,7 +19,7 @@ def main(folder: Path) -> None:
     from digitlab.config import TrainingConfig
     from digitlab.data import datasets
     from digitlab.data.lines import build_line_set, non_digit_photos, single_digit_photos, write_line_set
-    from digitlab.export import export_run
+    from digitlab.inference.export import export_run
     from digitlab.inference.line_reading import LINE_MODEL_FILE
     from digitlab.inference.predict import image_files, load_classifier
     from digitlab.inference.read_files import read_files

@@ -141,6 +141,27 @@ def serve_command(
 
 
 
+def export_command(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `digitlab train`."),
+    format: str = typer.Option("onnx", "--format", help="The format to export to (onnx: the one there is)."),
+    output: Path | None = typer.Option(None, help="The classifier's file (default RUN_DIR/model.onnx); a reader "
+                                       "run's line model goes beside it as <name>.line.onnx."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files that exist."),
+) -> None:
+    """Export a run to a single-file ONNX model (and its line model), checked against Keras before it is written."""
+    from digitlab.errors import ExportTargetError
+    from digitlab.inference.export import CHECK_TOLERANCE, export_run
+
+    if format != "onnx":
+        raise ExportTargetError(f"unknown export format {format!r}; the one there is: onnx")
+    result = export_run(run_dir, output=output, overwrite=overwrite)
+    lines = f" and {result.checked_lines} lines" if result.checked_lines else ""
+    console.print(f"checked on {result.checked_images} test images{lines}: ONNX Runtime gives Keras's answers, "
+                  f"probabilities within {result.largest_difference:.1g} (allowed {CHECK_TOLERANCE:g})", highlight=False)
+    for path in result.paths:
+        console.print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+
+
 def _label(names, index: int) -> str:
     """A class as printed: "7" for digits, "9 Ankle boot" for named classes."""
     if names[index] == str(index) or names[index] == NOT_A_DIGIT:

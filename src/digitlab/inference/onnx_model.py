@@ -1,4 +1,4 @@
-"""A model exported by `digitlab export` (export.py), run by ONNX Runtime: neither Keras nor JAX is imported.
+"""A model exported by `digitlab export` (inference/export.py), run by ONNX Runtime: neither Keras nor JAX is imported.
 
 `OnnxModel` stands where a Keras model stands for `Classifier` and `LineReader`: it has the
 `input_shape`, `output_shape` and `name` they check, and `forward`, which they call in place of a

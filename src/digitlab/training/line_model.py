@@ -153,8 +153,8 @@ def to_train_width(pixels: np.ndarray) -> np.ndarray:
 
 
 def build_line_model(seed: int = 0):
-    """Conv 3x3 (CONV_FILTERS) with batch normalisation and pooling to 3 x width/4; a convolution over the 3 rows (a dense layer per
-    step of 4 columns); two convolutions 5 steps wide along the line (each step then sees about two
+    """Conv 3x3 (CONV_FILTERS) with batch normalisation and pooling to 3 x width/4; a convolution over the
+    3 rows (a dense layer per step of 4 columns); two convolutions 5 steps wide along the line (each step then sees about two
     digits); CTC logits per step: (batch, width / 4, CLASSES). A Sequential of Conv2D, BatchNormalization,
     ReLU, MaxPooling2D, Dropout and Reshape only, so that `lowering.py` runs it fast in a scanned epoch.
 
