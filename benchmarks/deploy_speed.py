@@ -133,38 +133,15 @@ def _load(env, model, bodies, labels, count, concurrency) -> tuple[float, float,
         expected = [labels[index % len(labels)] for index in range(count)]
         asyncio.run(serve_speed._drive(host, port, requests[:500], expected, concurrency, 0.0))
         started = time.perf_counter()
-        latencies, answers = asyncio.run(_drive_keeping_answers(host, port, requests, concurrency))
+        results = asyncio.run(serve_speed._drive(host, port, requests, expected, concurrency, 0.0))
         wall = time.perf_counter() - started
         rss = _resident_mb(server.pid)
     finally:
         server.terminate()
         server.wait(30)
-    return count / wall, serve_speed._percentile(sorted(latencies), 0.99) * 1000, rss, answers
-
-
-async def _drive_keeping_answers(host, port, requests, concurrency) -> tuple[list[float], dict[int, int]]:
-    """A closed loop as serve_speed's: (latency s per request, {request index: digit named, -1 for none})."""
-    latencies, answers = [0.0] * len(requests), {}
-    next_index = 0
-
-    async def client():
-        nonlocal next_index
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            while next_index < len(requests):
-                index = next_index
-                next_index += 1
-                began = time.perf_counter()
-                writer.write(requests[index])
-                status, body = await serve_speed._read_response(reader)
-                latencies[index] = time.perf_counter() - began
-                match = re.match(rb'\{"digit":(\d+)', body) if status == 200 else None
-                answers[index] = int(match.group(1)) if match else -1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    return latencies, answers
+    latencies = sorted(latency for latency, *_ in results)
+    answers = {index: named for index, (_, _, _, named) in enumerate(results)}
+    return count / wall, serve_speed._percentile(latencies, 0.99) * 1000, rss, answers
 
 
 def _resident_mb(pid: int) -> float:

@@ -81,9 +81,9 @@ def main() -> None:
         server.terminate()
         server.wait(30)
 
-    latencies = sorted(latency for latency, _, _ in results)
-    errors = sum(1 for _, ok, _ in results if not ok)
-    correct = sum(1 for _, ok, right in results if ok and right)
+    latencies = sorted(latency for latency, *_ in results)
+    errors = sum(1 for _, ok, *_ in results if not ok)
+    correct = sum(1 for _, ok, right, _ in results if ok and right)
     figures = {
         "kind": arguments.kind, "requests": len(results), "concurrency": arguments.concurrency,
         "workers": arguments.workers,
@@ -110,7 +110,7 @@ def main() -> None:
 
 
 async def _drive(host, port, requests, expected, concurrency, rate):
-    """Send every request from `concurrency` connections; (latency s, ok, correct) per request."""
+    """Send every request from `concurrency` connections; (latency s, ok, correct, digit named or -1) per request."""
     results = [None] * len(requests)
     next_index = 0
     start = time.perf_counter()
@@ -134,8 +134,8 @@ async def _drive(host, port, requests, expected, concurrency, rate):
                 status, body = await _read_response(reader)
                 latency = time.perf_counter() - began
                 digit = re.match(rb'\{"digit":(\d+)', body) if status == 200 else None
-                results[index] = (latency, digit is not None,
-                                  digit is not None and int(digit.group(1)) == expected[index])
+                named = int(digit.group(1)) if digit is not None else -1
+                results[index] = (latency, digit is not None, named == expected[index], named)
         finally:
             writer.close()
 
