@@ -41,6 +41,7 @@ import numpy as np
 
 from digitlab import runs
 from digitlab.errors import ExportError, ExportTargetError
+from digitlab.training.line_model import LINE_MODEL_FILE, STRIP_HEIGHT
 
 # Keras and ONNX Runtime must agree this closely on every probability.
 CHECK_TOLERANCE = 1e-4
@@ -82,8 +83,9 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, overwrite:
         overwrite: replace files that exist; otherwise an existing file is an error and is kept.
 
     Raises:
-        ExportError: the ONNX tools are not installed, a file exists, or ONNX Runtime disagrees with Keras
-            (nothing is written then).
+        ExportTargetError: the onnx extra is not installed, a file exists (without `overwrite`), or the
+            output's name does not end in .onnx.
+        ExportError: Keras cannot export the model, or ONNX Runtime disagrees with Keras (nothing is written).
         RunFolderError, ModelError: the run folder or its model cannot be read.
     """
     onnx, onnxruntime = _onnx_modules()
@@ -92,7 +94,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, overwrite:
     output = Path(output) if output is not None else run_dir / ONNX_FILE
     if output.suffix != ".onnx":
         raise ExportTargetError(f"{output}: an ONNX model's file name ends in .onnx; give --output a name like model.onnx")
-    line_keras = run_dir / "line_model.keras"
+    line_keras = run_dir / LINE_MODEL_FILE
     line_output = (run_dir / LINE_ONNX_FILE if output == run_dir / ONNX_FILE
                    else output.with_name(f"{output.stem}.line.onnx")) if line_keras.is_file() else None
     for path in (output, line_output):
@@ -111,8 +113,6 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, overwrite:
     difference = _compare(onnxruntime, classifier_bytes, model, images, output, _same_classes)
     files = [(output, classifier_bytes)]
     if line_output is not None:
-        from digitlab.training.line_model import STRIP_HEIGHT
-
         line_model = runs.load_model(line_keras)
         line_bytes = _to_onnx(onnx, line_model, np.zeros((1, STRIP_HEIGHT, 64, 1), np.float32),
                               {"digitlab.kind": "line model", "digitlab.preparation": LINE_PREPARATION})
@@ -214,7 +214,7 @@ def _compare(onnxruntime, model_bytes: bytes, model, inputs: np.ndarray, path: P
                             for start in range(0, len(inputs), 500)])
     if expected.shape != found.shape:
         raise ExportError(f"{path} not written: ONNX Runtime's output has shape {found.shape}, Keras's {expected.shape}")
-    expected, found = _probabilities(expected, model), _probabilities(found, model)
+    expected, found = _probabilities(expected), _probabilities(found)
     difference = float(np.abs(expected - found).max()) if expected.size else 0.0
     disagreements = same(expected, found)
     if disagreements or difference > CHECK_TOLERANCE:
@@ -224,7 +224,7 @@ def _compare(onnxruntime, model_bytes: bytes, model, inputs: np.ndarray, path: P
     return difference
 
 
-def _probabilities(outputs: np.ndarray, model) -> np.ndarray:
+def _probabilities(outputs: np.ndarray) -> np.ndarray:
     """The classifier's outputs as they are; the line model's CTC logits as probabilities per step."""
     if outputs.ndim == 2:
         return outputs
