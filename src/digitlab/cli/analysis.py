@@ -72,4 +72,3 @@ def compare_command(
         console.print("same in all runs: " + ", ".join(f"{name}={value}" for name, value in shared.items()),
                       highlight=False)
 
-

@@ -16,8 +16,7 @@ def predict(
     inputs: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, GIF, TIFF, WebP) or folders of them.",
                                         show_default=False),
     model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
-                                         "Default: the latest finished "
-                                         "run under runs/."),
+                                         "Default: the latest finished run under runs/."),
     top: int = typer.Option(3, min=1, help="How many most probable digits to show per image."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, digit, probabilities "
                                  "(digit null and a reason when refused; or path, error)."),
@@ -76,8 +75,8 @@ def read(
     inputs: list[Path] = typer.Argument(..., help="Images of a line of digits (PNG, JPEG, ...) or folders of them.",
                                         show_default=False),
     model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
-                                         "Default: the latest finished "
-                                         "run under runs/ (train one with --recipe reader to read best)."),
+                                         "Default: the latest finished run under runs/ (train one with "
+                                         "--recipe reader to read best)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, text, digits (digit, box, "
                                  "probabilities), confidence (or path, error)."),
     save_annotated: Path | None = typer.Option(None, help="Write each image with its digits' boxes drawn into this "
@@ -111,8 +110,7 @@ def read(
 
 def serve_command(
     model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
-                                         "Default: the latest finished "
-                                         "run under runs/."),
+                                         "Default: the latest finished run under runs/."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 lets other machines in."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free port)."),
     cors: list[str] = typer.Option([], "--cors", help="Let pages from this origin call the API (e.g. "
