@@ -108,6 +108,11 @@ def remove_failed_run(path: Path) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically (see `write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see half a file.
 
     Raises:
@@ -122,8 +127,8 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError as err:
         raise failure(err) from err
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         os.chmod(temporary, 0o644)  # mkstemp makes files private; run files are ordinary files
         os.replace(temporary, path)
     except BaseException as err:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import numpy as np
 
 from digitlab import runs
 from digitlab.errors import ExportError, ExportTargetError
-from digitlab.training.line_model import LINE_MODEL_FILE, STRIP_HEIGHT
+from digitlab.training.line_model import LINE_MODEL_FILE, STRIP_HEIGHT, synthesize_strips, used_widths
 
 # Keras and ONNX Runtime must agree this closely on every probability.
 CHECK_TOLERANCE = 1e-4
@@ -120,8 +119,9 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, overwrite:
             difference = max(difference, _compare(onnxruntime, line_bytes, line_model, strips, line_output,
                                                   _same_readings))
         files.append((line_output, line_bytes))
-    for path, contents in files:
-        _write_atomic(path, contents)
+    for path, contents in files:  # through a temporary file: a half-written model never has the real name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runs.write_bytes_atomic(path, contents)
     return ExportResult(tuple(path for path, _ in files), difference, len(images), CHECK_LINES if line_output else 0)
 
 
@@ -195,11 +195,10 @@ def _check_images(config, input_shape) -> np.ndarray:
 def _check_strips() -> list[np.ndarray]:
     """CHECK_LINES photographed lines of MNIST test digits as strips, grouped by width (one array per width)."""
     from digitlab.data import datasets
-    from digitlab.training.line_model import _used_widths, synthesize_strips
 
     _, (test_images, test_labels) = datasets.load("mnist")
     strips, _ = synthesize_strips(test_images, test_labels, CHECK_LINES, seed=7, workers=1)
-    widths = _used_widths(strips)
+    widths = used_widths(strips)
     return [strips[widths == width][..., :width, None].astype(np.float32) / 255.0 for width in np.unique(widths)]
 
 
@@ -214,9 +213,9 @@ def _compare(onnxruntime, model_bytes: bytes, model, inputs: np.ndarray, path: P
                             for start in range(0, len(inputs), 500)])
     if expected.shape != found.shape:
         raise ExportError(f"{path} not written: ONNX Runtime's output has shape {found.shape}, Keras's {expected.shape}")
+    disagreements = same(expected, found)
     expected, found = _probabilities(expected), _probabilities(found)
     difference = float(np.abs(expected - found).max()) if expected.size else 0.0
-    disagreements = same(expected, found)
     if disagreements or difference > CHECK_TOLERANCE:
         raise ExportError(f"{path} not written: ONNX Runtime and Keras disagree on {disagreements} of {len(inputs)} "
                           f"inputs, largest probability difference {difference:.2g} (allowed {CHECK_TOLERANCE:g}); "
@@ -233,26 +232,16 @@ def _probabilities(outputs: np.ndarray) -> np.ndarray:
 
 
 def _same_classes(expected: np.ndarray, found: np.ndarray) -> int:
+    """How many images the two models' probabilities name different classes for."""
     return int((expected.argmax(axis=1) != found.argmax(axis=1)).sum())
 
 
 def _same_readings(expected: np.ndarray, found: np.ndarray) -> int:
+    """How many strips the two models' CTC logits read as different digits."""
     from digitlab.inference.line_reading import decode_runs
 
-    return sum([run.digit for run in decode_runs(np.log(one))] != [run.digit for run in decode_runs(np.log(other))]
+    return sum([run.digit for run in decode_runs(one)] != [run.digit for run in decode_runs(other)]
                for one, other in zip(expected, found, strict=True))
-
-
-def _write_atomic(path: Path, contents: bytes) -> None:
-    """Write through a partial file in the same folder, so that a half-written model never has the real name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".partial-{path.name}")
-    try:
-        partial.write_bytes(contents)
-        os.replace(partial, path)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
-        raise ExportError(f"cannot write {path} ({err.strerror or err}); check the folder and the free space") from err
 
 
 def _onnx_modules():

@@ -118,10 +118,11 @@ def load_onnx_classifier(path: str | Path):
     kind = model.metadata.get("digitlab.kind", "classifier")
     if kind != "classifier":
         raise ModelError(f"{path} is a {kind}, not a classifier; give the classifier exported beside it (model.onnx)")
-    config = RunConfig.from_dict(model.run_config, source=f"{path} (metadata)") if model.run_config else None
+    config_values, metrics_values = model.run_config, model.run_metrics
+    config = RunConfig.from_dict(config_values, source=f"{path} (metadata)") if config_values else None
     if config is not None:  # what runs the model now (`describe`, /api/model): not the backend it trained on
         config = dataclasses.replace(config, backend="onnxruntime")
-    metrics = RunMetrics.from_dict(model.run_metrics, source=f"{path} (metadata)") if model.run_metrics else None
+    metrics = RunMetrics.from_dict(metrics_values, source=f"{path} (metadata)") if metrics_values else None
     classifier = Classifier(model, model.class_names, source=path, run_config=config, run_metrics=metrics)
     line_file = model.line_model_file
     if line_file is not None:

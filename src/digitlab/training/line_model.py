@@ -217,7 +217,7 @@ def fit_line_model(model, strips: np.ndarray, targets: np.ndarray, epochs: int, 
     def run_chunk(state, chunk_strips, chunk_targets):  # (CHUNK, batch, rows, width), (CHUNK, batch, length)
         return jax.lax.scan(step, state, (chunk_strips, chunk_targets))
 
-    widths = _used_widths(strips)
+    widths = used_widths(strips)
     variables = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables)
     state = tuple([variable.value for variable in group] for group in variables)
     generator = np.random.default_rng(seed)
@@ -258,7 +258,7 @@ def train_and_save(digit_images: np.ndarray, labels: np.ndarray, line_count: int
     return time.perf_counter() - started
 
 
-def _used_widths(strips: np.ndarray) -> np.ndarray:
+def used_widths(strips: np.ndarray) -> np.ndarray:
     """Each strip's width rounded up to WIDTH_BUCKET columns: the columns up to its last ink."""
     inked = strips.any(axis=1)  # (n, width)
     last = inked.shape[1] - np.argmax(inked[:, ::-1], axis=1)
