@@ -74,3 +74,48 @@ def test_the_lowered_model_warps_in_training_only_and_draws_anew_each_step():
     second, _ = forward(trainable, state, inputs, True)
     assert not np.allclose(np.asarray(first), np.asarray(predicting), atol=1e-4)
     assert not np.allclose(np.asarray(first), np.asarray(second), atol=1e-4)  # the seed state moved on
+
+
+def strip_warp(strips, last_columns, **ranges):
+    import jax
+
+    fixed = {"zoom_rows": (1.0, 1.0), "shift_rows": (0.0, 0.0), "stretch_columns": (1.0, 1.0), "shear": (0.0, 0.0)}
+    return np.asarray(augment.random_strip_warp(strips, jax.random.key(0), augment.StripRanges(**{**fixed, **ranges}),
+                                                np.asarray(last_columns)))
+
+
+def line_strips(count=4, width=128):
+    strips = np.zeros((count, 24, width, 1), dtype=np.float32)
+    strips[:, 2:22, 10:13, 0] = 1.0  # a "1"
+    strips[:, 2:5, 30:60, 0] = 0.7  # a long bar at the top
+    return strips
+
+
+def test_a_strip_warp_that_draws_nothing_is_the_identity():
+    strips = line_strips()
+    np.testing.assert_allclose(strip_warp(strips, [60] * 4), strips, atol=1e-6)
+
+
+def test_a_strip_warp_shrinks_the_height_about_the_middle_and_shifts_whole_rows():
+    strips = line_strips()
+    shrunk = strip_warp(strips, [60] * 4, zoom_rows=(1.25, 1.25))
+    rows = np.flatnonzero(shrunk[0, :, 11, 0] > 0.5)
+    assert rows[0] > 2 and rows[-1] < 21 and abs((rows[0] + rows[-1]) / 2 - 11.5) <= 0.5  # shorter, same middle
+    shifted = strip_warp(strips, [60] * 4, shift_rows=(1.0, 1.0))
+    np.testing.assert_allclose(shifted[:, 1:], strips[:, :-1], atol=1e-6)  # one row down, a blank row on top
+    assert not shifted[:, 0].any()
+
+
+def test_a_strip_warp_stretches_along_the_line_but_keeps_the_ink_inside_the_strip():
+    strips = line_strips(width=128)
+    stretched = strip_warp(strips, [60] * 4, stretch_columns=(1.5, 1.5))
+    columns = np.flatnonzero(stretched[0, 3, :, 0] > 0.3)
+    assert columns[-1] == pytest.approx(59 * 1.5, abs=1.5)  # the bar's end moved from column 59 to about 88
+    # A line whose ink reaches column 120 of 128 can grow by 127 / 120 at most: nothing falls off the end.
+    long = line_strips(width=128)
+    long[:, 2:5, 100:120, 0] = 0.7
+    kept = strip_warp(long, [120] * 4, stretch_columns=(1.5, 1.5))
+    assert kept[:, :, -1].max() < 0.7 and kept.sum() == pytest.approx(long.sum() * 127 / 120, rel=0.05)
+    slanted = strip_warp(strips, [60] * 4, shear=(0.15, 0.15))
+    top, bottom = (np.flatnonzero(slanted[0, row, :20, 0] > 0.5).mean() for row in (3, 20))
+    assert top >= bottom + 2  # a positive shear moves the top right and the bottom left: the "1" leans forward

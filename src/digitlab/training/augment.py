@@ -118,3 +118,45 @@ def _bilinear_sample(images, source_rows, source_columns):
     top = corner(0, 0) * (1 - column_fraction) + corner(0, 1) * column_fraction
     bottom = corner(1, 0) * (1 - column_fraction) + corner(1, 1) * column_fraction
     return top * (1 - row_fraction) + bottom * row_fraction
+
+
+@dataclasses.dataclass(frozen=True)
+class StripRanges:
+    """Uniform ranges a line strip's random warp is drawn from (`random_strip_warp`)."""
+
+    # The ink's height scaled by 1 / zoom (zoom >= 1 shrinks it), about the strip's middle row.
+    zoom_rows: tuple[float, float] = (1.0, 1.25)
+    # Shift of the ink in rows (after the zoom).
+    shift_rows: tuple[float, float] = (-1.0, 1.0)
+    # Columns stretched by this factor, from the strip's left edge (the ink kept inside the strip).
+    stretch_columns: tuple[float, float] = (0.85, 1.15)
+    # Slant: columns shifted by this many columns per row away from the middle row.
+    shear: tuple[float, float] = (-0.15, 0.15)
+
+
+def random_strip_warp(strips, key, ranges: StripRanges, last_columns):
+    """Each strip of `strips` (batch, rows, columns, 1) shrunk in height, shifted, stretched along the line
+    and slanted at random, bilinearly; the ink up to `last_columns` (batch,) stays inside the strip.
+
+    A line's text does not depend on where its ink sits, so CTC's targets are unchanged: each epoch
+    then sees new variants of the same lines, at the cost of one resampling per batch.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    batch, rows, columns, _ = strips.shape
+    keys = jax.random.split(key, 4)
+
+    def draw(index, bounds):
+        return jax.random.uniform(keys[index], (batch, 1, 1), minval=bounds[0], maxval=bounds[1])
+
+    zoom, shift, shear = draw(0, ranges.zoom_rows), draw(1, ranges.shift_rows), draw(3, ranges.shear)
+    # Output column c reads input column c / stretch: no ink beyond the last column after stretching.
+    widest = (columns - 1) / jnp.maximum(last_columns.astype(jnp.float32), 1.0)[:, None, None]
+    stretch = jnp.minimum(draw(2, ranges.stretch_columns), widest)
+    centre = (rows - 1) / 2.0
+    output_rows, output_columns = jnp.meshgrid(jnp.arange(rows, dtype=jnp.float32),
+                                               jnp.arange(columns, dtype=jnp.float32), indexing="ij")
+    source_rows = (output_rows - centre - shift) * zoom + centre
+    source_columns = (output_columns + shear * (output_rows - centre)) / stretch
+    return _bilinear_sample(strips, source_rows, source_columns)

@@ -1,0 +1,135 @@
+"""Train the line model alone under one setting and score it: how its design choices were compared.
+
+    .venv/bin/python benchmarks/line_model_study.py NAME [--lines 30000] [--epochs 10] [--no-warp]
+        [--warp "zoom_rows=(1.0, 1.4), shear=(-0.25, 0.25)"] [--set DROPOUT=0.0] [--cache DIR]
+
+The line model (training/line_model.py) is trained as the `reader` recipe trains it, on lines of
+MNIST training digits 0-54,999 only, and scored on two sets of 600 photographed lines of 2-8 digits,
+apart, touching and overlapping in turn (data/lines.py), read by the line model alone (no classifier):
+
+- h: lines of the held-out training digits 55,000-59,999 (seed 424,242): what choices are made on;
+- t: lines of MNIST's test digits, the very lines of benchmarks/read_accuracy.py (seed 1,000,003),
+  for reference only: choosing on them would tune the design to the test set.
+
+Prints one JSON line (also appended to CACHE/results.jsonl): the share read exactly, per layout, with
+the right number of digits, and with too few. The training strips and the scored strips are cached
+in --cache (default /tmp/digitlab-line-study), so that settings are compared on the same lines.
+Training from one seed to another moves these figures by a point or two: compare on both sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+HELD_OUT_FROM = 55_000
+HELD_OUT_SEED, TEST_SEED = 424_242, 1_000_003
+LINES_SCORED = 600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="a name for this setting, in the output")
+    parser.add_argument("--lines", type=int, default=30_000, help="training lines to synthesise")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--no-warp", action="store_true", help="train on the strips as they are")
+    parser.add_argument("--warp", default="", help="StripRanges fields, e.g. \"shear=(-0.25, 0.25)\"")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a constant of training/line_model.py, e.g. DROPOUT=0.0 (repeatable)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/digitlab-line-study"))
+    parser.add_argument("--seed", type=int, default=0)
+    arguments = parser.parse_args()
+
+    from digitlab.data import datasets
+    from digitlab.training import augment, line_model
+
+    for setting in arguments.set:
+        name, _, value = setting.partition("=")
+        if not hasattr(line_model, name):
+            parser.error(f"training/line_model.py has no constant {name}")
+        setattr(line_model, name, ast.literal_eval(value))
+    warp = None if arguments.no_warp else augment.StripRanges(**_fields(arguments.warp))
+    arguments.cache.mkdir(parents=True, exist_ok=True)
+    (train_images, train_labels), (test_images, test_labels) = datasets.load("mnist")
+
+    started = time.perf_counter()
+    strips_file = arguments.cache / f"strips-{arguments.lines}-seed{arguments.seed}.npz"
+    if strips_file.exists():
+        with np.load(strips_file) as stored:
+            strips, targets = stored["strips"], stored["targets"]
+    else:
+        strips, targets = line_model.synthesize_strips(train_images[:HELD_OUT_FROM], train_labels[:HELD_OUT_FROM],
+                                                       arguments.lines, seed=arguments.seed)
+        np.savez(strips_file, strips=strips, targets=targets)
+    print(f"{len(strips)} training strips in {time.perf_counter() - started:.1f} s", flush=True)
+    scored = {"h": _scored_lines(arguments.cache, "h", train_images[HELD_OUT_FROM:], train_labels[HELD_OUT_FROM:],
+                                 HELD_OUT_SEED),
+              "t": _scored_lines(arguments.cache, "t", test_images, test_labels, TEST_SEED)}
+
+    model = line_model.build_line_model(arguments.seed)
+    started = time.perf_counter()
+    losses = line_model.fit_line_model(model, strips, targets, arguments.epochs, line_model.BATCH_SIZE,
+                                       line_model.LEARNING_RATE, arguments.seed, verbose=1, warp=warp)
+    result = {"name": arguments.name, "lines": arguments.lines, "epochs": arguments.epochs, "warp": repr(warp),
+              "set": arguments.set, "fit_seconds": round(time.perf_counter() - started, 1),
+              "last_loss": round(losses[-1], 4)}
+    for key, lines in scored.items():
+        result.update(_scores(model, key, *lines))
+    print(json.dumps(result), flush=True)
+    with open(arguments.cache / "results.jsonl", "a", encoding="utf-8") as results:
+        results.write(json.dumps(result) + "\n")
+
+
+def _fields(text: str) -> dict:
+    """ "a=(1, 2), b=(3, 4)" -> {"a": (1, 2), "b": (3, 4)} """
+    if not text.strip():
+        return {}
+    call = ast.parse(f"f({text})", mode="eval").body
+    return {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
+
+
+def _scored_lines(cache: Path, key: str, images, labels, seed: int):
+    """(strips or None, texts, layouts) of LINES_SCORED photographed lines, through reading's front end."""
+    from digitlab.data.lines import build_line_set
+    from digitlab.inference.line_reading import view_line
+
+    path = cache / f"scored-{key}-{seed}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    lines = build_line_set(images, labels, LINES_SCORED, seed)
+    views = [view_line(line.image) for line in lines]
+    scored = ([view.strip.pixels if view.strip is not None else None for view in views],
+              [line.text for line in lines], [line.layout for line in lines])
+    path.write_bytes(pickle.dumps(scored))
+    return scored
+
+
+def _scores(model, key: str, strips, texts, layouts) -> dict:
+    from digitlab.inference.line_reading import decode_runs
+    from digitlab.inference.predict import _forward_function
+
+    forward = _forward_function(model)
+    reads = []
+    for strip in strips:
+        runs = decode_runs(np.asarray(forward(strip[None, ..., None]))[0]) if strip is not None else []
+        reads.append("".join(str(run.digit) for run in runs))
+    exact = np.array([read == text for read, text in zip(reads, texts, strict=True)])
+    layouts = np.array(layouts)
+    scores = {key: round(100 * exact.mean(), 1)}
+    for layout in ("apart", "touching", "overlapping"):
+        scores[f"{key} {layout}"] = round(100 * exact[layouts == layout].mean(), 1)
+    scores[f"{key} right count"] = round(100 * np.mean([len(r) == len(t) for r, t in zip(reads, texts, strict=True)]), 1)
+    scores[f"{key} too few"] = round(100 * np.mean([len(r) < len(t) for r, t in zip(reads, texts, strict=True)]), 1)
+    return scores
+
+
+if __name__ == "__main__":
+    main()
