@@ -1,7 +1,7 @@
 """Train the line model alone under one setting and score it: how its design choices were compared.
 
-    .venv/bin/python benchmarks/line_model_study.py NAME [--lines 30000] [--epochs 10] [--no-warp]
-        [--warp "zoom_rows=(1.0, 1.4), shear=(-0.25, 0.25)"] [--set DROPOUT=0.0] [--cache DIR]
+    .venv/bin/python benchmarks/line_model_study.py NAME [--lines 30000] [--epochs 10]
+        [--set LINE_FILTERS=128] [--set DROPOUT=0.0] [--cache DIR] [--seed 0]
 
 The line model (training/line_model.py) is trained as the `reader` recipe trains it, on lines of
 MNIST training digits 0-54,999 only, and scored on two sets of 600 photographed lines of 2-8 digits,
@@ -40,8 +40,6 @@ def main() -> None:
     parser.add_argument("name", help="a name for this setting, in the output")
     parser.add_argument("--lines", type=int, default=30_000, help="training lines to synthesise")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--no-warp", action="store_true", help="train on the strips as they are")
-    parser.add_argument("--warp", default="", help="StripRanges fields, e.g. \"shear=(-0.25, 0.25)\"")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a constant of training/line_model.py, e.g. DROPOUT=0.0 (repeatable)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/digitlab-line-study"))
@@ -49,14 +47,13 @@ def main() -> None:
     arguments = parser.parse_args()
 
     from digitlab.data import datasets
-    from digitlab.training import augment, line_model
+    from digitlab.training import line_model
 
     for setting in arguments.set:
         name, _, value = setting.partition("=")
         if not hasattr(line_model, name):
             parser.error(f"training/line_model.py has no constant {name}")
         setattr(line_model, name, ast.literal_eval(value))
-    warp = None if arguments.no_warp else augment.StripRanges(**_fields(arguments.warp))
     arguments.cache.mkdir(parents=True, exist_ok=True)
     (train_images, train_labels), (test_images, test_labels) = datasets.load("mnist")
 
@@ -77,8 +74,8 @@ def main() -> None:
     model = line_model.build_line_model(arguments.seed)
     started = time.perf_counter()
     losses = line_model.fit_line_model(model, strips, targets, arguments.epochs, line_model.BATCH_SIZE,
-                                       line_model.LEARNING_RATE, arguments.seed, verbose=1, warp=warp)
-    result = {"name": arguments.name, "lines": arguments.lines, "epochs": arguments.epochs, "warp": repr(warp),
+                                       line_model.LEARNING_RATE, arguments.seed, verbose=1)
+    result = {"name": arguments.name, "lines": arguments.lines, "epochs": arguments.epochs,
               "set": arguments.set, "fit_seconds": round(time.perf_counter() - started, 1),
               "last_loss": round(losses[-1], 4)}
     for key, lines in scored.items():
@@ -86,14 +83,6 @@ def main() -> None:
     print(json.dumps(result), flush=True)
     with open(arguments.cache / "results.jsonl", "a", encoding="utf-8") as results:
         results.write(json.dumps(result) + "\n")
-
-
-def _fields(text: str) -> dict:
-    """ "a=(1, 2), b=(3, 4)" -> {"a": (1, 2), "b": (3, 4)} """
-    if not text.strip():
-        return {}
-    call = ast.parse(f"f({text})", mode="eval").body
-    return {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
 
 
 def _scored_lines(cache: Path, key: str, images, labels, seed: int):

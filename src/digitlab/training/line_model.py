@@ -31,7 +31,7 @@ from digitlab.backend import available_cores
 from digitlab.data.line_strip import STRIP_HEIGHT, find_line_ink, line_strip
 from digitlab.data.lines import LAYOUTS, compose_line, render_photo
 from digitlab.data.nondigits import render_non_digits
-from digitlab.training import augment, lowering
+from digitlab.training import lowering
 
 # CTC's blank is class 0 (Keras's convention); digit d is class d + 1.
 BLANK = 0
@@ -55,10 +55,6 @@ MARKED_LINES = 0.1
 EPOCHS = 10
 BATCH_SIZE = 64
 LEARNING_RATE = 0.005
-# Each training strip is warped at random every time it is used (`augment.random_strip_warp`: shrunk in
-# height, shifted, stretched along the line, slanted), so that the epochs do not see the same strips
-# again; None trains on the strips as they are.
-STRIP_WARP: augment.StripRanges | None = augment.StripRanges()
 # Training batches of strips are cut to the width of their longest line, rounded up to this many
 # columns; CHUNK batches of one width run in one compiled call.
 WIDTH_BUCKET = 64
@@ -189,11 +185,9 @@ def build_line_model(seed: int = 0):
 
 
 def fit_line_model(model, strips: np.ndarray, targets: np.ndarray, epochs: int, batch_size: int,
-                   learning_rate: float, seed: int, verbose: int = 0,
-                   warp: augment.StripRanges | None = STRIP_WARP) -> list[float]:
+                   learning_rate: float, seed: int, verbose: int = 0) -> list[float]:
     """Train with CTC loss and Adam (warm-up, then cosine decay), each epoch one compiled scan over the
-    shuffled batches, the convolutions lowered (`lowering.py`), each strip warped at random by `warp`
-    (None: not at all); returns each epoch's mean loss."""
+    shuffled batches, the convolutions lowered (`lowering.py`); returns each epoch's mean loss."""
     import jax
     import jax.numpy as jnp
     import keras
@@ -211,14 +205,10 @@ def fit_line_model(model, strips: np.ndarray, targets: np.ndarray, epochs: int, 
 
     def step(state, batch):
         trainable, non_trainable, optimizer_state = state
-        batch_strips, batch_targets, key = batch
+        batch_strips, batch_targets = batch
 
         def loss_function(trainable):
             inputs = batch_strips.astype(jnp.float32)[..., None] / 255.0
-            if warp is not None:
-                columns = jnp.arange(batch_strips.shape[2])
-                last = jnp.max(jnp.where((batch_strips > 0).any(axis=1), columns, 0), axis=1) + 1
-                inputs = augment.random_strip_warp(inputs, key, warp, last)
             logits, updated = forward(trainable, non_trainable, inputs, training=True)
             return ctc(batch_targets, logits), updated
 
@@ -227,22 +217,20 @@ def fit_line_model(model, strips: np.ndarray, targets: np.ndarray, epochs: int, 
         return (trainable, non_trainable, optimizer_state), loss
 
     @jax.jit
-    def run_chunk(state, chunk_strips, chunk_targets, key):  # (CHUNK, batch, rows, width), (CHUNK, batch, length)
-        return jax.lax.scan(step, state, (chunk_strips, chunk_targets, jax.random.split(key, len(chunk_strips))))
+    def run_chunk(state, chunk_strips, chunk_targets):  # (CHUNK, batch, rows, width), (CHUNK, batch, length)
+        return jax.lax.scan(step, state, (chunk_strips, chunk_targets))
 
     widths = used_widths(strips)
     variables = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables)
     state = tuple([variable.value for variable in group] for group in variables)
     generator = np.random.default_rng(seed)
-    key = jax.random.key(seed)
     losses = []
     for index in range(epochs):
         started = time.perf_counter()
         batch_losses = []
         for width, members in _shuffled_chunks(widths, batch_size, generator):
-            key, chunk_key = jax.random.split(key)
             state, chunk_losses = run_chunk(state, jnp.asarray(strips[members][..., :width]),
-                                            jnp.asarray(targets[members]), chunk_key)
+                                            jnp.asarray(targets[members]))
             batch_losses.append(chunk_losses)
         if not batch_losses:
             raise ValueError(f"{len(strips)} strips fill no chunk of {CHUNK} batches of {batch_size} of one width; "
