@@ -96,6 +96,10 @@ def test_a_reader_run_exports_its_line_model_beside_the_classifier_and_reads_the
     assert [path.name for path in result.paths] == ["reader.onnx", "reader.line.onnx"] and result.checked_lines > 150
     from_onnx, from_keras = load_classifier(result.paths[0]), load_classifier(cnn_run)
     assert from_onnx.line_reader is not None and load_line_reader(cnn_run) is not None
+    assert from_keras.line_reader is not None
+    # `predict` loads the classifier alone: the line model is not loaded (half the loading time of a reader run).
+    assert load_classifier(cnn_run, line_model=False).line_reader is None
+    assert load_classifier(result.paths[0], line_model=False).line_reader is None
     for marks in (2, 4):
         picture = paper_line(marks=marks)
         expected, found = read_number(from_keras, picture, 0.0), read_number(from_onnx, picture, 0.0)

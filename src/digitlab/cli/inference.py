@@ -46,7 +46,7 @@ def predict(
     preparer = ImagePreparer(count) if count > 1 else None
     failed: list[str] = []
     try:
-        classifier = load_classifier(model, backend=backend)
+        classifier = load_classifier(model, backend=backend, line_model=False)  # `read`'s line model: not needed here
         results = classifier.classify_files(paths, preparer=preparer, save_preprocessed=save_preprocessed,
                                             min_confidence=min_confidence)
         for result in results:

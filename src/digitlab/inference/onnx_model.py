@@ -102,9 +102,9 @@ def _shape(dimensions) -> tuple[int | None, ...]:
     return tuple(size if isinstance(size, int) else None for size in dimensions)
 
 
-def load_onnx_classifier(path: str | Path):
+def load_onnx_classifier(path: str | Path, line_model: bool = True):
     """A `Classifier` on an exported classifier, its settings and class names from the file's metadata, with
-    its line model when the export has one (a reader run's).
+    its line model when the export has one (a reader run's) and `line_model` is True.
 
     Raises:
         ModelError: not a digitlab classifier export, or its line model is not beside it.
@@ -125,7 +125,7 @@ def load_onnx_classifier(path: str | Path):
     metrics = RunMetrics.from_dict(metrics_values, source=f"{path} (metadata)") if metrics_values else None
     classifier = Classifier(model, model.class_names, source=path, run_config=config, run_metrics=metrics)
     line_file = model.line_model_file
-    if line_file is not None:
+    if line_file is not None and line_model:
         if not line_file.is_file():
             raise ModelError(f"{path} reads lines of digits with {line_file.name}, which is not beside it; "
                              "keep the files `digitlab export` wrote together")

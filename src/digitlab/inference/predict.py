@@ -196,8 +196,7 @@ class Classifier:
         if save_preprocessed is not None:
             save_preprocessed = Path(save_preprocessed)
             save_preprocessed.mkdir(parents=True, exist_ok=True)
-        # (image or None, error or None) per file, in order; workers keep preparing the next files
-        # while this process classifies a batch.
+        # (image or None, error or None) per file, in order; workers prepare the next files while this one classifies.
         prepared = preparer.map(paths) if preparer is not None else _prepare_files_lazily(paths)
         for start in range(0, len(paths), FILE_BATCH):
             batch = paths[start:start + FILE_BATCH]
@@ -276,7 +275,7 @@ class ImagePreparer:
 
 
 def load_classifier(path: str | Path | None = None, backend: str | None = None,
-                    runs_root: str | Path = runs.DEFAULT_RUNS_ROOT) -> Classifier:
+                    runs_root: str | Path = runs.DEFAULT_RUNS_ROOT, line_model: bool = True) -> Classifier:
     """Load a trained model in Keras's safe mode (no arbitrary code) and wrap it as a Classifier.
 
     Args:
@@ -284,6 +283,7 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None,
             beside it is read if present), or an `.onnx` file from `digitlab export` (run by ONNX Runtime).
             None: the most recent finished run under `runs_root`.
         backend: Keras backend ("jax", "tensorflow", "torch"); default $KERAS_BACKEND, else jax.
+        line_model: also load the run's line model, if it has one (`read` uses it; `predict` need not wait for it).
 
     Raises:
         RunFolderError: no path given and no finished run under `runs_root`, or its run files are broken.
@@ -294,14 +294,14 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None,
     path = Path(path)
     if path.suffix == ".onnx":  # an export (digitlab export): ONNX Runtime, neither Keras nor JAX
         from digitlab.inference.onnx_model import load_onnx_classifier
-        return load_onnx_classifier(path)
+        return load_onnx_classifier(path, line_model)
     model = runs.load_model(path, backend=backend)
     run_dir = path if path.is_dir() else path.parent  # a .keras file: its run's files, if beside it
     run = runs.read_run(run_dir) if (run_dir / runs.CONFIG_FILE).is_file() else None
     run_config, run_metrics = (run.config, run.metrics) if run else (None, None)
     class_names = run_config.class_names if run_config else None
     classifier = Classifier(model, class_names, source=path, run_config=run_config, run_metrics=run_metrics)
-    if path.is_dir():  # a run folder: its line model too, when it has one (a .keras file is that model alone)
+    if path.is_dir() and line_model:  # a run folder: its line model too, if it has one (a .keras file is alone)
         from digitlab.inference.line_reading import load_line_reader
         classifier.line_reader = load_line_reader(run_dir)
     return classifier
