@@ -14,7 +14,8 @@ apart, touching and overlapping in turn (data/lines.py), read by the line model 
 Prints one JSON line (also appended to CACHE/results.jsonl): the share read exactly, per layout, with
 the right number of digits, and with too few. The training strips and the scored strips are cached
 in --cache (default /tmp/digitlab-line-study), so that settings are compared on the same lines.
-Training from one seed to another moves these figures by a point or two: compare on both sets.
+One training run differs from the next by two to four points here: compare on both sets, and mistrust
+smaller differences.
 """
 
 from __future__ import annotations
@@ -102,14 +103,11 @@ def _scored_lines(cache: Path, key: str, images, labels, seed: int):
 
 
 def _scores(model, key: str, strips, texts, layouts) -> dict:
-    from digitlab.inference.line_reading import decode_runs
-    from digitlab.inference.predict import _forward_function
+    from digitlab.inference.line_reading import LineReader
 
-    forward = _forward_function(model)
-    reads = []
-    for strip in strips:
-        runs = decode_runs(np.asarray(forward(strip[None, ..., None]))[0]) if strip is not None else []
-        reads.append("".join(str(run.digit) for run in runs))
+    reader = LineReader(model, "the model trained here")
+    reads = ["".join(str(run.digit) for run in reader.read_strips([strip])[0]) if strip is not None else ""
+             for strip in strips]
     exact = np.array([read == text for read, text in zip(reads, texts, strict=True)])
     layouts = np.array(layouts)
     scores = {key: round(100 * exact.mean(), 1)}
