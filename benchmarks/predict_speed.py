@@ -37,7 +37,8 @@ def main() -> None:
 
     # Worker processes first, before Keras and JAX are imported, so they are forked (fast) rather
     # than spawned; threads can start at any time.
-    from digitlab.inference.predict import ImagePreparer, available_cores
+    from digitlab.backend import available_cores
+    from digitlab.inference.preparer import ImagePreparer
 
     process_preparer = ImagePreparer(processes=True)
     # What `digitlab predict` uses for many files: ImagePreparer's default.

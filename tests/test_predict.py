@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import threadpoolctl
 from PIL import Image
 
 import digitlab
@@ -13,6 +14,7 @@ from digitlab.data import datasets
 from digitlab.data.synthetic import digit_picture, find_fonts, write_handwritten, write_printed
 from digitlab.errors import ImageError, ModelError, RunFolderError
 from digitlab.inference import predict
+from digitlab.inference.preparer import ImagePreparer
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +145,12 @@ def test_classify_files_keeps_going_past_bad_files(classifier, image_folder, tmp
     seen = np.asarray(Image.open(tmp_path / "seen" / "b.png"), dtype=np.float32) / 255
     assert seen.shape == (28, 28) and np.abs(seen - expected.images[1]).max() <= 0.5 / 255 + 1e-6
     # In worker processes: the same results, in the same order.
-    with predict.ImagePreparer(2) as preparer:
-        parallel = list(classifier.classify_files(paths, preparer=preparer))
+    with ImagePreparer(2) as workers:
+        parallel = list(classifier.classify_files(paths, preparer=workers))
+        # Each worker keeps NumPy's BLAS to one thread: its spinning threads would fight the other worker.
+        blas = [library for library in workers._executor.submit(threadpoolctl.threadpool_info).result()
+                if library["user_api"] == "blas"]
+    assert blas and all(library["num_threads"] == 1 for library in blas)
     assert [result.ok for result in parallel] == [True, True, True, False, False]
     np.testing.assert_allclose(np.stack([result.probabilities for result in parallel[:3]]), expected.probabilities,
                                atol=1e-6)

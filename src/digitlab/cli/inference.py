@@ -33,11 +33,9 @@ def predict(
     An image that is not one digit gets no digit and a reason instead ("not a digit", "several
     digits": use `digitlab read`, "unsure"); that is an answer, not a failure.
     """
-    from digitlab.inference.predict import (
-        ImagePreparer,
-        available_cores,
-        load_classifier,
-    )
+    from digitlab.backend import available_cores
+    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.preparer import ImagePreparer
 
     paths = _image_paths(inputs)
     # Workers pay off from a few dozen images; started before Keras is imported, they fork quickly

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from digitlab import runs
-from digitlab.backend import available_cores
-from digitlab.errors import DigitlabError, ImageError, ModelError
+from digitlab.errors import ImageError, ModelError
 from digitlab.inference import rejection
 from digitlab.inference.images import IMAGE_SUFFIXES, MNIST_SIZE, prepare_image, prepare_image_batch
+from digitlab.inference.preparer import ImagePreparer, prepare_files_lazily
 from digitlab.record import RunConfig, RunMetrics
 
 # Batches are padded up to a power of two (at least this), so that JAX compiles a handful of
@@ -35,12 +35,7 @@ SMALLEST_BATCH = 8
 LARGEST_BATCH = 1024
 # Images sent to the model (and printed) at a time when classifying files.
 FILE_BATCH = 256
-# Images handed to a worker process at once: large enough to amortise the inter-process overhead
-# and to prepare them as one batch (`prepare_image_batch`), small enough to share out.
-WORKER_CHUNK = 32
-# Images handed to the workers ahead of those taken, so that they never wait for this process
-# (which classifies, prints or saves one batch while the workers prepare the next ones).
-PREPARE_AHEAD = 2 * FILE_BATCH
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +192,7 @@ class Classifier:
             save_preprocessed = Path(save_preprocessed)
             save_preprocessed.mkdir(parents=True, exist_ok=True)
         # (image or None, error or None) per file, in order; workers prepare the next files while this one classifies.
-        prepared = preparer.map(paths) if preparer is not None else _prepare_files_lazily(paths)
+        prepared = preparer.map(paths) if preparer is not None else prepare_files_lazily(paths)
         for start in range(0, len(paths), FILE_BATCH):
             batch = paths[start:start + FILE_BATCH]
             outcomes = list(itertools.islice(prepared, len(batch)))
@@ -215,63 +210,6 @@ class Classifier:
                 if save_preprocessed is not None:
                     written = save_prepared_image(image, save_preprocessed / unique_name(path, saved_names))
                 yield FileResult(path, decision.digit, row, image, written, reason=decision.reason)
-
-
-class ImagePreparer:
-    """Worker processes (or threads) that read and prepare image files in parallel (decoding is the slow part).
-
-    Processes are started at once, in the background, so that starting them overlaps with loading the
-    model. Create the preparer before Keras is imported and they are forked, which takes milliseconds;
-    afterwards they are spawned (forking a process that runs JAX can deadlock), which takes about a second
-    and, as always with "spawn", needs the `if __name__ == "__main__":` guard in scripts. Threads start at
-    no cost but share one GIL: 1,450 against 2,000 images/s, two of each on 2 idle cores (decoding and
-    resizing release it; benchmarks/predict_speed.py). Use as a context manager, or call `close()`.
-    """
-
-    def __init__(self, workers: int | None = None, processes: bool = True) -> None:
-        import multiprocessing
-        import sys
-        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-
-        self.workers, self.processes = workers or available_cores(), processes
-        heavy = any(name in sys.modules for name in ("jax", "keras", "tensorflow", "torch"))
-        method = "fork" if not heavy and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method)) \
-            if processes else ThreadPoolExecutor(self.workers)
-        # Each worker process imports NumPy and Pillow once, now, not while the first images wait.
-        self._warming = [self._executor.submit(_warm_up) for _ in range(self.workers if processes else 0)]
-
-    def map(self, paths: Sequence[Path]) -> Iterator[tuple[np.ndarray | None, str | None]]:
-        """(prepared image, None) or (None, error message) per path, in order, as they are ready.
-
-        Files are handed out in chunks, up to PREPARE_AHEAD images ahead of what has been taken, so
-        that a long list is neither submitted at once nor left waiting while the results are used.
-        """
-        from collections import deque
-
-        size = max(1, min(WORKER_CHUNK, math.ceil(len(paths) / self.workers)))
-        ahead = max(2 * self.workers, math.ceil(PREPARE_AHEAD / size))  # chunks in flight
-        chunks = (paths[start:start + size] for start in range(0, len(paths), size))
-        pending: deque = deque()
-        try:
-            for chunk in chunks:
-                pending.append(self._executor.submit(_prepare_files, chunk))
-                if len(pending) > ahead:
-                    yield from pending.popleft().result()
-            while pending:
-                yield from pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> ImagePreparer:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 def load_classifier(path: str | Path | None = None, backend: str | None = None,
@@ -329,29 +267,6 @@ def save_prepared_image(image: np.ndarray, path: Path) -> Path:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _prepare_files(paths: Sequence[Path]) -> list[tuple[np.ndarray | None, str | None]]:
-    """Runs in worker processes too: never raises, so one bad file cannot stop the others."""
-    outcomes = []
-    for path, outcome in zip(paths, prepare_image_batch(paths), strict=True):
-        if not isinstance(outcome, BaseException):
-            outcomes.append((outcome, None))
-        elif isinstance(outcome, DigitlabError):
-            outcomes.append((None, str(outcome)))
-        else:  # an image that trips Pillow or NumPy in a way not foreseen: report it
-            outcomes.append((None, f"{path}: cannot be prepared ({type(outcome).__name__}: {outcome})"))
-    return outcomes
-
-
-def _prepare_files_lazily(paths: Sequence[Path]) -> Iterator[tuple[np.ndarray | None, str | None]]:
-    """`_prepare_files` in this process, a chunk at a time."""
-    for start in range(0, len(paths), WORKER_CHUNK):
-        yield from _prepare_files(paths[start:start + WORKER_CHUNK])
-
-
-def _warm_up() -> None:
-    from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401  (imports are the point)
 
 
 def unique_name(path: Path, taken: set[str]) -> str:
