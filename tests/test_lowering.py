@@ -23,12 +23,13 @@ def probabilities_both_ways(model, inputs, training=False):
     return np.asarray(lowered), np.asarray(expected)
 
 
-@pytest.mark.parametrize("kernel_size, padding, side", [(3, "valid", 28), (5, "valid", 28), (3, "same", 28),
-                                                        (5, "same", 27), (2, "same", 9), (4, "valid", 13)])
-def test_a_lowered_convolution_equals_keras_conv2d(kernel_size, padding, side):
+@pytest.mark.parametrize("kernel_size, padding, side, strides", [
+    (3, "valid", 28, 1), (5, "valid", 28, 1), (3, "same", 28, 1), (5, "same", 27, 1), (2, "same", 9, 1),
+    (4, "valid", 13, 1), (2, "valid", 24, 2), (3, "valid", 27, 2), (3, "valid", 28, (2, 1))])
+def test_a_lowered_convolution_equals_keras_conv2d(kernel_size, padding, side, strides):
     keras.utils.set_random_seed(kernel_size)
     model = keras.Sequential([keras.Input((side, side, 3)), layers.Conv2D(5, kernel_size, padding=padding,
-                                                                          activation="tanh"),
+                                                                          strides=strides, activation="tanh"),
                               layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(4, activation="softmax")])
     inputs = np.random.default_rng(0).random((6, side, side, 3), dtype=np.float32)
     lowered, expected = probabilities_both_ways(model, inputs)
@@ -59,7 +60,8 @@ def test_batch_normalisation_and_dropout_compute_what_keras_computes_in_training
 
 
 def test_what_cannot_be_lowered_says_why():
-    strided = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(4, 3, strides=2), layers.Flatten()])
+    strided = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(4, 3, strides=2, padding="same"),
+                                layers.Flatten()])
     assert "strides 1" in lowering.unsupported_reason(strided)
     overlapping = keras.Sequential([keras.Input((28, 28, 1)), layers.MaxPooling2D(3, strides=2)])
     assert "non-overlapping" in lowering.unsupported_reason(overlapping)

@@ -11,7 +11,7 @@ Its training lines are MNIST *training* digits set side by side (`data/lines.py`
 overlapping, jittered, slanted), photographed, and run through the very front end reading uses, so
 the model sees what it will be shown.
 
-    strips, targets = synthesize_strips(train_images, train_labels, count=30_000, seed=0)
+    strips, targets = synthesize_strips(train_images, train_labels, count=45_000, seed=0)
     model = build_line_model()
     fit_line_model(model, strips, targets, EPOCHS, BATCH_SIZE, LEARNING_RATE, seed=0)
 """
@@ -36,13 +36,16 @@ from digitlab.training import lowering
 # CTC's blank is class 0 (Keras's convention); digit d is class d + 1.
 BLANK = 0
 CLASSES = 11
-# The line model's 3x3 convolutions (each followed by pooling), and the width of the layers along the line.
-CONV_FILTERS = (16, 32, 64)
+# Filters of the line model's first convolution (2x2 patches, stride 2) and of its two 3x3 convolutions
+# (each followed by pooling). The patches in place of a 3x3 convolution and pooling at full resolution
+# make a training step 1.5x faster (with 24 filters in place of 32 in the second) and read as well.
+CONV_FILTERS = (16, 24, 64)
 # Channels of the convolution over the rows and of the two along the line; dropout after the first.
 LINE_FILTERS = 96
 DROPOUT = 0.2
-# The line model's output has one step per this many strip columns (its two 2x2 poolings). Two steps
-# per 4 columns (an output twice as fine, room for a blank between narrow neighbours) read no better.
+# The line model's output has one step per this many strip columns (its stride-2 patches, then one 2x2
+# pooling). Two steps per 4 columns (an output twice as fine, room for a blank between narrow
+# neighbours) read no better.
 COLUMNS_PER_STEP = 4
 # Training lines: this many digits (inclusive), strips padded (or squeezed) to TRAIN_WIDTH columns.
 TRAIN_LENGTHS = (1, 8)
@@ -52,7 +55,7 @@ TRAIN_WIDTH = 384
 NON_DIGIT_LINES = 0.1
 MARKED_LINES = 0.1
 # How the line model trains (the reader recipe's; chosen on synthetic lines of training digits).
-EPOCHS = 10
+EPOCHS = 8
 BATCH_SIZE = 64
 LEARNING_RATE = 0.005
 # Training batches of strips are cut to the width of their longest line, rounded up to this many
@@ -156,7 +159,8 @@ def to_train_width(pixels: np.ndarray) -> np.ndarray:
 
 
 def build_line_model(seed: int = 0):
-    """Conv 3x3 (CONV_FILTERS) with batch normalisation and pooling to 3 x width/4; a convolution over the
+    """A 2x2 convolution with stride 2 (the strip cut into patches), then two 3x3 convolutions, each with
+    batch normalisation, pooled to 3 x width/4 (CONV_FILTERS); a convolution over the
     3 rows (a dense layer per step of 4 columns); two convolutions 5 steps wide along the line (each step then sees about two
     digits); CTC logits per step: (batch, width / 4, CLASSES). A Sequential of Conv2D, BatchNormalization,
     ReLU, MaxPooling2D, Dropout and Reshape only, so that `lowering.py` runs it fast in a scanned epoch.
@@ -168,8 +172,10 @@ def build_line_model(seed: int = 0):
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    stack = [keras.Input((STRIP_HEIGHT, None, 1), name="strip")]
-    for filters, pool in zip(CONV_FILTERS, ((2, 2), (2, 2), (2, 1)), strict=True):
+    first, *others = CONV_FILTERS
+    stack = [keras.Input((STRIP_HEIGHT, None, 1), name="strip"),
+             layers.Conv2D(first, 2, strides=2, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+    for filters, pool in zip(others, ((2, 2), (2, 1)), strict=True):
         stack += [layers.Conv2D(filters, 3, padding="same", use_bias=False), layers.BatchNormalization(),
                   layers.ReLU(), layers.MaxPooling2D(pool)]
     stack += [layers.Conv2D(LINE_FILTERS, (STRIP_HEIGHT // 8, 1), activation="relu"),  # (1, width / 4, LINE_FILTERS)

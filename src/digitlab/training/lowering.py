@@ -49,8 +49,10 @@ def unsupported_reason(model) -> str:
     for layer in model.layers:
         name = layer.__class__.__name__
         if name == "Conv2D":
-            if tuple(layer.strides) != (1, 1) or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
-                return f"{layer.name}: only Conv2D with strides 1, dilation 1 and one group is lowered"
+            if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+                return f"{layer.name}: only Conv2D with dilation 1 and one group is lowered"
+            if tuple(layer.strides) != (1, 1) and layer.padding != "valid":
+                return f"{layer.name}: only Conv2D with strides 1, or with padding 'valid', is lowered"
             if layer.data_format != "channels_last":
                 return f"{layer.name}: only channels_last convolutions are lowered"
         elif name == "MaxPooling2D":
@@ -134,7 +136,7 @@ def forward_function(model) -> Callable:
 
 
 def convolution(inputs, layer, kernel, bias=None, activate: bool = True):
-    """`layer` (a Conv2D, strides 1) on (batch, rows, columns, channels) as shifted slices and one matmul;
+    """`layer` (a Conv2D) on (batch, rows, columns, channels) as shifted (strided) slices and one matmul;
     with `activate` False, without its activation."""
     import jax.numpy as jnp
 
@@ -142,10 +144,13 @@ def convolution(inputs, layer, kernel, bias=None, activate: bool = True):
     if layer.padding == "same":  # as Keras: the extra row or column of padding goes after
         inputs = jnp.pad(inputs, ((0, 0), ((kernel_rows - 1) // 2, kernel_rows // 2),
                                   ((kernel_columns - 1) // 2, kernel_columns // 2), (0, 0)))
-    rows, columns = inputs.shape[1] - kernel_rows + 1, inputs.shape[2] - kernel_columns + 1
+    row_stride, column_stride = layer.strides
+    rows = (inputs.shape[1] - kernel_rows) // row_stride + 1
+    columns = (inputs.shape[2] - kernel_columns) // column_stride + 1
     # (batch, rows, columns, kernel_rows * kernel_columns * channels): row offset, then column, then channel,
     # the order in which the (kernel_rows, kernel_columns, channels, filters) kernel flattens.
-    patches = jnp.concatenate([inputs[:, i:i + rows, j:j + columns, :]
+    patches = jnp.concatenate([inputs[:, i:i + (rows - 1) * row_stride + 1:row_stride,
+                                      j:j + (columns - 1) * column_stride + 1:column_stride, :]
                                for i in range(kernel_rows) for j in range(kernel_columns)], axis=-1)
     outputs = patches @ kernel.reshape(kernel_rows * kernel_columns * channels, filters)
     if bias is not None:

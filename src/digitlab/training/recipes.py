@@ -59,12 +59,12 @@ RECIPES: dict[str, Recipe] = {
         Recipe("reader", "the model `digitlab read` and the refusals use: Conv 5x5 32, pool, Conv 5x5 64, pool, "
                "Dense 128, Dropout 0.3, an 11th class 'not a digit' learnt from 40,000 synthetic non-digits "
                "(letters, symbols, scribbles, shapes, pairs, pieces and wrong cuts of digits); random shifts, rotations, "
-               "zooms; Adam, one-cycle, batch 128, 6 epochs; and a line model for `read` trained with CTC on 30,000 "
-               "synthetic photographed lines of training digits (training/line_model.py)",
+               "zooms; Adam, one-cycle, batch 128, 6 epochs; and a line model for `read` trained with CTC for 8 epochs "
+               "on 45,000 synthetic photographed lines of training digits (training/line_model.py)",
                {"architecture": "cnn", "conv_filters": (32, 64), "kernel_size": 5, "hidden_units": (128,),
                 "dropout": 0.3, "batch_size": 128, "epochs": 6, "learning_rate": 0.005,
                 "learning_rate_schedule": "one-cycle", "augment_shift": 0.08, "augment_rotation": 8.0,
-                "augment_zoom": 0.1, "non_digit_images": 40_000, "line_model_lines": 30_000},
+                "augment_zoom": 0.1, "non_digit_images": 40_000, "line_model_lines": 45_000},
                None),
     )
 }
