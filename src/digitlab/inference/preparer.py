@@ -37,7 +37,7 @@ class ImagePreparer:
     afterwards they are spawned (forking a process that runs JAX can deadlock), which takes about a second
     and, as always with "spawn", needs the `if __name__ == "__main__":` guard in scripts. Threads start at
     no cost but share one GIL: 1,450 against 2,000 images/s, two of each on 2 idle cores (decoding and
-    resizing release it; benchmarks/predict_speed.py); on a slower machine, 942-1,210 against 1,649-1,796.
+    resizing release it; benchmarks/predict_speed.py); on a slower machine, 942-1,210 against 1,774-1,862.
     Use as a context manager, or call `close()`.
     """
 
