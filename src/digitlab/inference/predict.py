@@ -37,7 +37,6 @@ LARGEST_BATCH = 1024
 FILE_BATCH = 256
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """What `Classifier.predict` returns for N images."""
