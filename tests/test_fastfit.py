@@ -58,8 +58,9 @@ def test_models_with_regularisation_losses_are_left_to_model_fit():
     usable, reason = fastfit.supports(compiled_model(regularizer="l2"))
     assert not usable and "regularisation" in reason
     assert fastfit.supports(compiled_model()) == (True, "")
-    for strides, usable in ((1, True), (2, False)):  # strided convolutions are not lowered (lowering.py)
-        convnet = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, strides=strides),
+    # Strided convolutions are lowered with "valid" padding only (lowering.py).
+    for strides, padding, usable in ((1, "same", True), (2, "valid", True), (2, "same", False)):
+        convnet = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, strides=strides, padding=padding),
                                     keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
         convnet.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
         assert fastfit.supports(convnet)[0] is usable
