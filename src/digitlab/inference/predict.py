@@ -191,7 +191,7 @@ class Classifier:
             save_preprocessed = Path(save_preprocessed)
             save_preprocessed.mkdir(parents=True, exist_ok=True)
         # (image or None, error or None) per file, in order; workers prepare the next files while this one classifies.
-        prepared = preparer.map(paths) if preparer is not None else prepare_files_lazily(paths)
+        prepared = preparer.map(paths, ahead=2 * FILE_BATCH) if preparer is not None else prepare_files_lazily(paths)
         for start in range(0, len(paths), FILE_BATCH):
             batch = paths[start:start + FILE_BATCH]
             outcomes = list(itertools.islice(prepared, len(batch)))

@@ -4,7 +4,7 @@ Decoding the files is most of what classifying a folder costs, so `digitlab pred
 one worker process per core, a chunk of files at a time, and classifies each batch as it is ready.
 
     with ImagePreparer() as preparer:
-        for image, error in preparer.map(paths):  # in order: (28x28 image, None) or (None, message)
+        for image, error in preparer.map(paths, ahead=512):  # in order: (28x28 image, None) or (None, message)
             ...
 """
 
@@ -23,10 +23,6 @@ from digitlab.inference.images import prepare_image_batch
 # Images handed to a worker process at once: large enough to amortise the inter-process overhead
 # and to prepare them as one batch (`prepare_image_batch`), small enough to share out.
 WORKER_CHUNK = 32
-# Images handed to the workers ahead of those taken, so that they never wait for the process that
-# takes them (which classifies, prints or saves one batch of predict.FILE_BATCH while the workers
-# prepare the next ones): two such batches.
-PREPARE_AHEAD = 512
 
 
 class ImagePreparer:
@@ -54,16 +50,17 @@ class ImagePreparer:
         # The worker processes start now (a task each), not while the first images wait.
         self._warming = [self._executor.submit(_started) for _ in range(self.workers if processes else 0)]
 
-    def map(self, paths: Sequence[Path]) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    def map(self, paths: Sequence[Path], ahead: int) -> Iterator[tuple[np.ndarray | None, str | None]]:
         """(prepared image, None) or (None, error message) per path, in order, as they are ready.
 
-        Files are handed out in chunks, up to PREPARE_AHEAD images ahead of what has been taken, so
-        that a long list is neither submitted at once nor left waiting while the results are used.
+        Files are handed out in chunks, up to `ahead` images ahead of what has been taken (the caller's
+        batch and the next: the workers never wait while it classifies, prints or saves one), so that a
+        long list is neither submitted at once nor left waiting while the results are used.
         """
         from collections import deque
 
         size = max(1, min(WORKER_CHUNK, math.ceil(len(paths) / self.workers)))
-        ahead = max(2 * self.workers, math.ceil(PREPARE_AHEAD / size))  # chunks in flight
+        ahead = max(2 * self.workers, math.ceil(ahead / size))  # chunks in flight
         chunks = (paths[start:start + size] for start in range(0, len(paths), size))
         pending: deque = deque()
         try:
