@@ -14,6 +14,8 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "silu", "leaky_
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
 PADDINGS = ("valid", "same")
 LEARNING_RATE_SCHEDULES = ("constant", "one-cycle")
+# Sizes of the line model a reader run trains (training/line_model.py SIZES describes each).
+LINE_MODEL_SIZES = ("standard", "large")
 # Images per batch when evaluating or predicting a whole set: bigger batches are faster and give the
 # same loss and accuracy (training, evaluation and the report all use it).
 EVALUATION_BATCH_SIZE = 1000
@@ -82,6 +84,14 @@ class TrainingConfig:
     # Synthetic photographed lines of MNIST training digits to train the run's line model on
     # (`training/line_model.py`, saved as line_model.keras; what `digitlab read` then uses). 0: none.
     line_model_lines: int = 0
+    # How large that line model is and how long it trains (`training/line_model.py` SIZES): "standard"
+    # (the reader recipe's 10 minutes) or "large" (the bundled reader's: wider, more context, digits
+    # varied in stroke width and slant).
+    line_model_size: str = "standard"
+    # Pictures of Fashion-MNIST's training set (clothes, shoes, bags) added to the "not a digit" class
+    # besides the synthetic non-digits: varied negatives, so that the refusal learns more than the
+    # generator's kinds. 0: none.
+    non_digit_pictures: int = 0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_NAMES:
@@ -170,6 +180,15 @@ class TrainingConfig:
         if self.line_model_lines and self.dataset != "mnist":
             raise ConfigError(f"line_model_lines trains a reader of lines of digits: it needs --dataset mnist, "
                               f"not {self.dataset}")
+        if self.line_model_size not in LINE_MODEL_SIZES:
+            raise ConfigError(f"unknown line_model_size {self.line_model_size!r}; choose one of: "
+                              f"{', '.join(LINE_MODEL_SIZES)}")
+        if isinstance(self.non_digit_pictures, bool) or not isinstance(self.non_digit_pictures, int) \
+                or not 0 <= self.non_digit_pictures <= 60_000:
+            raise ConfigError(f"non_digit_pictures must be a whole number from 0 to 60,000 (Fashion-MNIST's training "
+                              f"pictures), got {self.non_digit_pictures!r}")
+        if self.non_digit_pictures and not self.non_digit_images:
+            raise ConfigError("non_digit_pictures adds to the 'not a digit' class: it needs non_digit_images too")
         for name, upper in (("augment_shift", 0.5), ("augment_rotation", 180.0), ("augment_zoom", 0.9)):
             value = getattr(self, name)
             if not _is_number(value) or not 0.0 <= value <= upper:

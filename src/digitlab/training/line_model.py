@@ -18,6 +18,7 @@ the model sees what it will be shown.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -66,14 +67,44 @@ CHUNK = 8
 LINES_PER_TASK = 1000
 # The file a run keeps its line model in, beside model.keras.
 LINE_MODEL_FILE = "line_model.keras"
+# Each digit of a "large" model's training lines is drawn thicker or thinner than its writer drew it, and
+# slanted, each with this chance: handwriting varies this way beyond MNIST's writers.
+STYLE_CHANCE = 0.5
+# Most degrees a digit is slanted by (a shear, either way) when its style is varied.
+STYLE_SLANT_DEGREES = 18.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LineModelSize:
+    """How large a line model is and how long it trains (TrainingConfig.line_model_size names one)."""
+
+    # Filters of the 2x2 stride-2 patches and of the two 3x3 convolutions.
+    conv_filters: tuple[int, int, int]
+    # Channels of the convolution over the rows and of those along the line.
+    line_filters: int
+    # Convolutions 5 steps wide along the line (each widens what one step sees by about one digit).
+    line_convs: int
+    # Passes over the training lines.
+    epochs: int
+    # Whether each training digit's stroke width and slant are varied (STYLE_CHANCE).
+    vary_style: bool
+
+
+SIZES = {
+    # The reader recipe's: within its 10 minutes on 2 cores.
+    "standard": LineModelSize(CONV_FILTERS, LINE_FILTERS, 2, EPOCHS, vary_style=False),
+    # The bundled reader's (reader-large): wider, sees further along the line, and digits varied in style.
+    "large": LineModelSize((16, 32, 64), 128, 3, EPOCHS, vary_style=True),
+}
 
 
 # ----------------------------------------------------------------------------- prepare data
 
 
 def synthesize_strips(digit_images: np.ndarray, labels: np.ndarray, count: int, seed: int,
-                      workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """`count` photographed lines of the given digits, as the line model's training strips.
+                      workers: int = 2, vary_style: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`count` photographed lines of the given digits, as the line model's training strips; with
+    `vary_style`, each digit's stroke width and slant changed at random first (`vary_digit_style`).
 
     Returns:
         (strips, targets): (n, STRIP_HEIGHT, TRAIN_WIDTH) uint8 ink (0-255), and (n, TRAIN_LENGTHS[1])
@@ -82,7 +113,7 @@ def synthesize_strips(digit_images: np.ndarray, labels: np.ndarray, count: int, 
     """
     if count < 1:
         raise ValueError(f"count must be 1 or more, got {count}")
-    tasks = [(min(LINES_PER_TASK, count - start), seed * 1_000_003 + index)
+    tasks = [(min(LINES_PER_TASK, count - start), seed * 1_000_003 + index, vary_style)
              for index, start in enumerate(range(0, count, LINES_PER_TASK))]
     if workers > 1 and len(tasks) > 1:
         # Forked while JAX is not loaded (milliseconds); else spawned: forking a process that runs JAX can deadlock.
@@ -104,16 +135,18 @@ def _keep_digits(digit_images: np.ndarray, labels: np.ndarray) -> None:
     _DIGITS = (digit_images, labels)
 
 
-def _strips_task(task: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _strips_task(task: tuple[int, int, bool]) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
-    count, seed = task
+    count, seed, vary_style = task
     digit_images, labels = _DIGITS
     rng = np.random.default_rng(seed)
     marks, _ = render_non_digits(max(1, round(count * NON_DIGIT_LINES * 2)), seed)
     strips, targets = [], []
     for index in range(count):
         images, text = _line_glyphs(digit_images, labels, marks, rng)
+        if vary_style:
+            images = np.stack([vary_digit_style(image, rng) for image in images])
         ink, _ = compose_line(images, [0] * len(images), rng, LAYOUTS[index % len(LAYOUTS)])
         photo, _ = render_photo(ink, rng)
         found = find_line_ink(Image.fromarray(photo))
@@ -142,6 +175,26 @@ def _line_glyphs(digit_images, labels, marks, rng) -> tuple[np.ndarray, list[int
     return images, text
 
 
+def vary_digit_style(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A (28, 28) uint8 glyph drawn with a thicker or thinner pen (a 2x2 grey dilation or erosion), and
+    slanted by up to STYLE_SLANT_DEGREES, each with STYLE_CHANCE; what is changed is drawn anew per call."""
+    from scipy import ndimage
+
+    glyph = image.astype(np.float32)
+    if rng.random() < STYLE_CHANCE:
+        thicker = rng.random() < 0.5
+        changed = (ndimage.grey_dilation if thicker else ndimage.grey_erosion)(glyph, size=(2, 2))
+        if changed.max() >= 0.5 * glyph.max():  # a thin stroke eroded away: keep the original
+            glyph = changed
+    if rng.random() < STYLE_CHANCE:
+        shear = np.tan(np.radians(rng.uniform(-STYLE_SLANT_DEGREES, STYLE_SLANT_DEGREES)))
+        centre = (image.shape[0] - 1) / 2
+        # Output (row, column) samples input (row, column + shear * (row - centre)): rows shift sideways.
+        glyph = ndimage.affine_transform(glyph, np.array([[1.0, 0.0], [shear, 1.0]]),
+                                         offset=(0.0, -shear * centre), order=1)
+    return np.clip(np.round(glyph), 0, 255).astype(np.uint8)
+
+
 def to_train_width(pixels: np.ndarray) -> np.ndarray:
     """A strip cut or padded with blank columns to TRAIN_WIDTH; squeezed to fit when its ink is wider."""
     inked = np.flatnonzero(pixels.any(axis=0))
@@ -158,7 +211,7 @@ def to_train_width(pixels: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- build
 
 
-def build_line_model(seed: int = 0):
+def build_line_model(seed: int = 0, size: LineModelSize | None = None):
     """A 2x2 convolution with stride 2 (the strip cut into patches), then two 3x3 convolutions, each with
     batch normalisation, pooled to 3 x width/4 (CONV_FILTERS); a convolution over the
     3 rows (a dense layer per step of 4 columns); two convolutions 5 steps wide along the line (each step then sees about two
@@ -172,17 +225,18 @@ def build_line_model(seed: int = 0):
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    first, *others = CONV_FILTERS
+    size = size or LineModelSize(CONV_FILTERS, LINE_FILTERS, 2, EPOCHS, vary_style=False)  # the module's, as set now
+    first, *others = size.conv_filters
     stack = [keras.Input((STRIP_HEIGHT, None, 1), name="strip"),
              layers.Conv2D(first, 2, strides=2, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
     for filters, pool in zip(others, ((2, 2), (2, 1)), strict=True):
         stack += [layers.Conv2D(filters, 3, padding="same", use_bias=False), layers.BatchNormalization(),
                   layers.ReLU(), layers.MaxPooling2D(pool)]
-    stack += [layers.Conv2D(LINE_FILTERS, (STRIP_HEIGHT // 8, 1), activation="relu"),  # (1, width / 4, LINE_FILTERS)
-              layers.Dropout(DROPOUT),
-              layers.Conv2D(LINE_FILTERS, (1, 5), padding="same", activation="relu"),
-              layers.Conv2D(LINE_FILTERS, (1, 5), padding="same", activation="relu"),
-              layers.Conv2D(CLASSES, 1),
+    stack += [layers.Conv2D(size.line_filters, (STRIP_HEIGHT // 8, 1), activation="relu"),  # (1, width / 4, filters)
+              layers.Dropout(DROPOUT)]
+    stack += [layers.Conv2D(size.line_filters, (1, 5), padding="same", activation="relu")
+              for _ in range(size.line_convs)]
+    stack += [layers.Conv2D(CLASSES, 1),
               layers.Reshape((-1, CLASSES), name="ctc_logits")]
     return keras.Sequential(stack, name="line_model")
 
@@ -252,15 +306,21 @@ def fit_line_model(model, strips: np.ndarray, targets: np.ndarray, epochs: int, 
 
 
 def train_and_save(digit_images: np.ndarray, labels: np.ndarray, line_count: int, seed: int, run_path: Path,
-                   verbose: int = 0) -> float:
-    """Synthesise `line_count` lines of the digits, train a line model on them and save it in the run
-    folder as LINE_MODEL_FILE; returns the seconds it all took."""
+                   verbose: int = 0, size: str = "standard") -> float:
+    """Synthesise `line_count` lines of the digits, train a line model of the named size (SIZES) on them
+    and save it in the run folder as LINE_MODEL_FILE; returns the seconds it all took."""
+    if size not in SIZES:
+        raise ValueError(f"unknown line model size {size!r}; choose one of: {', '.join(SIZES)}")
+    settings = SIZES[size]
     started = time.perf_counter()
-    strips, targets = synthesize_strips(digit_images, labels, line_count, seed, workers=available_cores())
-    model = build_line_model(seed)
+    strips, targets = synthesize_strips(digit_images, labels, line_count, seed, workers=available_cores(),
+                                        vary_style=settings.vary_style)
+    if verbose:
+        print(f"line model: {len(strips):,} training lines made ({time.perf_counter() - started:.0f} s)", flush=True)
+    model = build_line_model(seed, settings)
     # Few lines (a quick test): smaller batches, so that each width still fills whole chunks.
     batch_size = max(1, min(BATCH_SIZE, len(strips) // (8 * CHUNK)))
-    fit_line_model(model, strips, targets, EPOCHS, batch_size, LEARNING_RATE, seed, verbose=verbose)
+    fit_line_model(model, strips, targets, settings.epochs, batch_size, LEARNING_RATE, seed, verbose=verbose)
     partial = Path(run_path) / f".partial-{LINE_MODEL_FILE}"  # never a half-written line model under its name
     model.save(partial)
     os.replace(partial, Path(run_path) / LINE_MODEL_FILE)
