@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import glob
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -44,6 +45,11 @@ BOLDNESS_SHARES = (0.6, 0.9)
 # Font files looked for, and fonts left out (DejaVu's maths font draws its letters as symbols).
 FONT_PATTERN = "/usr/share/fonts/**/*.ttf"
 FONT_EXCLUDED = ("MathTeXGyre",)
+# Folders of the Debian handwriting fonts (fonts-breip, fonts-bwht, ...), never drawn in training:
+# data/handwriting.py and data/unseen.py draw with them the digits and non-digits a model is measured
+# on as handwriting and kinds it never saw. Without those packages installed nothing changes.
+HANDWRITING_FONT_FOLDERS = ("breip", "bwht", "comic-neue", "dancingscript", "femkeklaver", "fifthhorseman",
+                            "humor-sans", "klee", "rufscript", "sjfonts", "yusei-magic")
 # The font size glyphs are drawn at (one, so drawn glyphs can be cached); the frame brings all to 20.
 FONT_SIZE = 32
 # A character no font here has a glyph for: what a font draws for it is its "missing glyph" box.
@@ -158,7 +164,14 @@ def _fragment_pair(digit_images: np.ndarray, rng: np.random.Generator, merged: b
 def find_truetype_fonts() -> tuple[str, ...]:
     """TrueType fonts installed under /usr/share/fonts (sorted, so the same on every call)."""
     found = sorted(glob.glob(FONT_PATTERN, recursive=True))
-    return tuple(path for path in found if not any(word in path for word in FONT_EXCLUDED))
+    return tuple(path for path in found if is_training_font(path))
+
+
+def is_training_font(path: str) -> bool:
+    """Whether training may draw with the font file at `path`: not excluded, not a handwriting font."""
+    folders = Path(path).parent.parts
+    return not any(word in path for word in FONT_EXCLUDED) and not any(
+        folder in folders for folder in HANDWRITING_FONT_FOLDERS)
 
 
 def _font_choices() -> tuple[str | None, ...]:
