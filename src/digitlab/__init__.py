@@ -23,7 +23,7 @@ from digitlab.errors import (
     UnknownDatasetError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Every error type (tests/test_layout.py checks that none is missing), the config, and the classifier.
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
 def __getattr__(name: str):
     # `digitlab.load_classifier` without importing Keras when `digitlab` is imported (PEP 562).
     if name == "load_classifier":
-        from digitlab.inference.predict import load_classifier
+        from digitlab.inference.loading import load_classifier
 
         return load_classifier
     raise AttributeError(f"module 'digitlab' has no attribute {name!r}")

@@ -77,5 +77,9 @@ class ExportError(FailureError):
     """Keras could not export a model, or ONNX Runtime does not run the export as Keras does. Exit status 1."""
 
 
+class BundledModelError(FailureError):
+    """The reader shipped in the package is missing, or a file of it differs from its manifest. Exit status 1."""
+
+
 class ExportTargetError(DigitlabError):
     """An export cannot be written where asked (the file exists, a bad name) or the ONNX tools are missing."""

@@ -15,7 +15,7 @@ from typing import Any
 from digitlab.config import TrainingConfig
 from digitlab.errors import RunFolderError
 
-# 1: digitlab 0.1.0 (no format_version field in the files). 2: this release.
+# 1: digitlab 0.1.0 (no format_version field in the files). 2: every later release.
 FORMAT_VERSION = 2
 # What a run's metrics.json says about how it ended.
 STATUSES = ("finished", "interrupted", "diverged")

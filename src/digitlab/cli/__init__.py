@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from digitlab.cli import analysis, data, inference, training
+from digitlab.cli import analysis, data, inference, models, training
 from digitlab.cli.output import print_error
 from digitlab.errors import DigitlabError
 
@@ -33,6 +33,7 @@ app.command("sweep")(training.sweep_command)
 app.command("predict")(inference.predict)
 app.command("read")(inference.read)
 app.command("serve")(inference.serve_command)
+app.command("models")(models.models_command)
 
 
 def main() -> None:

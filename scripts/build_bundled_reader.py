@@ -1,0 +1,172 @@
+"""Rebuild the reader bundled in the package (src/digitlab/bundled/) from scratch, and score it.
+
+    .venv/bin/python scripts/build_bundled_reader.py [--run-dir DIR] [--seed 0] [--output src/digitlab/bundled]
+
+1. Train: `digitlab train --recipe reader-large --seed SEED --run-dir DIR` (about 50 minutes on 2 CPU
+   cores). A finished run already in DIR with exactly that recipe's settings is used as it is.
+2. Export both networks to ONNX (`digitlab export`: each file checked against Keras).
+3. Score the exported reader on every test set of `digitlab.inference.scoring` (built from MNIST's test
+   digits, drawn non-digits of kinds no training uses, handwriting fonts), and on the small check
+   sample that tests/test_bundled.py scores again.
+4. Write reader.onnx, reader.line.onnx and manifest.json (file hashes, recipe and every setting, seed,
+   digitlab version, training data checksums, training time and machine, the figures) into --output,
+   each through a temporary file; the previous bundle's files are replaced only after all is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = "reader-large"
+CLASSIFIER_FILE = "reader.onnx"
+LINE_MODEL_FILE = "reader.line.onnx"
+# The check sample that tests/test_bundled.py scores again in CI (small: seconds).
+CHECK_SIZES = {"lines": 60, "singles": 60, "non_digits": 0, "unseen_non_digits": 60, "handwriting_lines": 0,
+               "handwriting_singles": 0, "seed": 3_000_017}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "bundled-reader", help="the training run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=ROOT / "src" / "digitlab" / "bundled")
+    arguments = parser.parse_args()
+
+    from digitlab import __version__, runs
+    from digitlab.inference import bundled, scoring
+    from digitlab.training.recipes import recipe_config
+
+    config = recipe_config(RECIPE, seed=arguments.seed)
+    run = _trained_run(config, arguments.run_dir)
+    with tempfile.TemporaryDirectory(prefix="digitlab-bundle-") as scratch:
+        scratch = Path(scratch)
+        _export(run.path, scratch / CLASSIFIER_FILE)
+        classifier = _load(scratch / CLASSIFIER_FILE, scratch / LINE_MODEL_FILE)
+        print("scoring the exported reader ...", flush=True)
+        scores = scoring.score_reader(classifier, progress=lambda text: print(f"  {text}", flush=True))
+        check_sizes = scoring.ScoreSizes(**CHECK_SIZES)
+        check = scoring.score_reader(classifier, check_sizes)
+        files = [bundled.file_entry(scratch / CLASSIFIER_FILE, bundled.CLASSIFIER_KIND),
+                 bundled.file_entry(scratch / LINE_MODEL_FILE, bundled.LINE_MODEL_KIND)]
+        manifest = {
+            "format": bundled.MANIFEST_FORMAT,
+            "name": RECIPE,
+            "description": _recipe_description(),
+            "files": files,
+            "recipe": RECIPE,
+            "settings": run.config.to_dict(),
+            "seed": arguments.seed,
+            "digitlab_version": __version__,
+            "training_data": _training_data(config),
+            "training": _training(run),
+            "scores": scores,
+            "scores_command": "scripts/build_bundled_reader.py (digitlab.inference.scoring.score_reader, "
+                              f"ScoreSizes() with seed {scoring.SEED})",
+            "check": {"sizes": dataclasses.asdict(check_sizes), "scores": _without_speed(check)},
+            "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+        arguments.output.mkdir(parents=True, exist_ok=True)
+        for name in (CLASSIFIER_FILE, LINE_MODEL_FILE):
+            runs.write_bytes_atomic(arguments.output / name, (scratch / name).read_bytes())
+        runs.write_json(arguments.output / bundled.MANIFEST_FILE, manifest)  # last: it names the files above
+    size = sum(entry["bytes"] for entry in files)
+    print(f"bundled reader written to {arguments.output} ({size / 1e6:.1f} MB)")
+
+
+def _trained_run(config, run_dir: Path):
+    """The finished run in run_dir with exactly `config`'s settings, trained now if the folder is new."""
+    from digitlab import runs
+    from digitlab.training.train import train
+
+    if (run_dir / runs.METRICS_FILE).is_file():
+        run = runs.read_run(run_dir)
+        wanted = dataclasses.replace(config, backend=run.config.backend)
+        differs = {name for name, value in dataclasses.asdict(wanted).items()
+                   if name in run.config.to_dict() and run.config.to_dict()[name] != _plain(value)}
+        if run.metrics is None or run.metrics.status != "finished" or differs:
+            sys.exit(f"{run_dir} holds another run (settings differ: {sorted(differs)}, status "
+                     f"{run.metrics.status if run.metrics else 'none'}); give a new --run-dir")
+        print(f"using the finished run in {run_dir}", flush=True)
+        return run
+    print(f"training {config.recipe} in {run_dir} (about 50 minutes on 2 cores) ...", flush=True)
+    started = time.perf_counter()
+    train(config, run_dir, verbose=1)
+    print(f"trained in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+    return runs.read_run(run_dir)
+
+
+def _plain(value):
+    """A config value as config.json holds it (tuples as lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _export(run_dir: Path, output: Path) -> None:
+    from digitlab.inference.export import export_run
+
+    result = export_run(run_dir, output)
+    print(f"exported {', '.join(path.name for path in result.paths)} (largest difference from Keras "
+          f"{result.largest_difference:.1e})", flush=True)
+
+
+def _load(classifier_path: Path, line_model_path: Path):
+    """The exported reader, loaded as the bundled one is."""
+    from digitlab.inference.loading import load_onnx_reader
+
+    return load_onnx_reader(classifier_path, line_model_path, description=f"{RECIPE} (being built)")
+
+
+def _recipe_description() -> str:
+    from digitlab.training.recipes import RECIPES
+
+    return RECIPES[RECIPE].description
+
+
+def _training_data(config) -> dict[str, dict[str, str]]:
+    """The SHA-256 of every data set file the training read (the catalog's, which every load verifies)."""
+    from digitlab.data.catalog import DATASETS
+
+    names = ["mnist"] + (["fashion-mnist"] if config.non_digit_pictures else [])
+    return {name: dict(DATASETS[name].checksums) for name in names}
+
+
+def _training(run) -> dict[str, object]:
+    """How long the run took, from its config's creation to its metrics, and on what machine."""
+    started = datetime.datetime.fromisoformat(run.config.created_at)
+    finished = datetime.datetime.fromisoformat(run.metrics.finished_at)
+    return {"seconds": round((finished - started).total_seconds()),
+            "line_model_seconds": round(run.metrics.line_model_seconds or 0),
+            "classifier_fit_seconds": round(run.metrics.fit_seconds),
+            "classifier_test_accuracy": run.metrics.test_accuracy,
+            "command": f"digitlab train --recipe {RECIPE} --seed {run.config.seed} --run-dir RUN",
+            "machine": _machine()}
+
+
+def _machine() -> dict[str, object]:
+    cpu, flags = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and cpu in ("", platform.machine()):
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "avx512": "avx512f" in flags, "python": platform.python_version(),
+            "system": platform.platform(terse=True)}
+
+
+def _without_speed(scores: dict) -> dict:
+    return {name: value for name, value in scores.items() if name != "speed"}
+
+
+if __name__ == "__main__":
+    main()
