@@ -125,9 +125,10 @@ def _scored_lines(cache: Path, key: str, images, labels, seed: int):
 
 
 def _scores(model, key: str, strips, texts, layouts) -> dict:
+    from digitlab.inference.keras_network import KerasNetwork
     from digitlab.inference.line_reading import LineReader
 
-    reader = LineReader(model, "the model trained here")
+    reader = LineReader(KerasNetwork(model), "the model trained here")
     reads = ["".join(str(run.digit) for run in reader.read_strips([strip])[0]) if strip is not None else ""
              for strip in strips]
     exact = np.array([read == text for read, text in zip(reads, texts, strict=True)])

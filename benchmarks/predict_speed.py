@@ -46,7 +46,7 @@ def main() -> None:
 
     from digitlab.data import datasets
     from digitlab.data.synthetic import write_handwritten
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
 
     _, (test_images, test_labels) = datasets.load("mnist")
     scratch = Path(tempfile.mkdtemp(prefix="digitlab-predict-speed-"))

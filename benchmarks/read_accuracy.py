@@ -67,7 +67,7 @@ def main() -> None:
     print(f"{len(line_set)} lines, {len(non_digits)} non-digits, {len(singles)} single digits made in "
           f"{time.perf_counter() - started:.1f} s, in {folder}; model {model}")
 
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
     from digitlab.inference.reading import read_number
 
     classifier = load_classifier(model)

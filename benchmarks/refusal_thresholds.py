@@ -38,7 +38,7 @@ def main() -> None:
     from digitlab.data.lines import non_digit_photos, single_digit_photos
     from digitlab.inference import rejection
     from digitlab.inference.images import prepare_image_batch
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
 
     classifier = load_classifier(arguments.model)
     _, (test_images, test_labels) = datasets.load("mnist")

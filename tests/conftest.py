@@ -97,13 +97,13 @@ def tiny_run(tmp_path_factory):
 def tutorial_classifier(tmp_path_factory):
     """The tutorial's network trained on real MNIST (fetched through the default sources if missing)."""
     from digitlab.config import TrainingConfig
-    from digitlab.inference import predict
+    from digitlab.inference import loading
     from digitlab.training.train import train
 
     run = train(TrainingConfig(), run_dir=tmp_path_factory.mktemp("tutorial") / "run", verbose=0)
     if run.metrics.test_accuracy <= 0.97:
         raise RuntimeError(f"the tutorial's network reached only {run.metrics.test_accuracy:.2%}")
-    return predict.load_classifier(run.run_dir)
+    return loading.load_classifier(run.run_dir)
 
 
 @pytest.fixture

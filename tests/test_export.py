@@ -1,5 +1,5 @@
-"""`digitlab export` (inference/export.py) and models run from ONNX files (inference/onnx_model.py): tiny runs on fake
-MNIST, exported, checked, loaded back and compared with the Keras models they came from."""
+"""`digitlab export` (inference/export.py) and models run from ONNX files (inference/onnx_network.py, loading.py):
+tiny runs on fake MNIST, exported, checked, loaded back and compared with the Keras models they came from."""
 
 import json
 
@@ -13,7 +13,7 @@ import onnx  # noqa: E402
 
 from digitlab.errors import ExportError, ExportTargetError, ModelError  # noqa: E402
 from digitlab.inference import export  # noqa: E402
-from digitlab.inference.predict import load_classifier  # noqa: E402
+from digitlab.inference.loading import load_classifier  # noqa: E402
 
 
 @pytest.fixture
@@ -86,9 +86,9 @@ def test_an_existing_file_is_kept_unless_overwrite_is_given(cnn_run, tmp_path):
 
 
 def test_a_reader_run_exports_its_line_model_beside_the_classifier_and_reads_the_same(cnn_run, tmp_path):
-    from digitlab.inference.line_reading import LINE_MODEL_FILE, load_line_reader
+    from digitlab.inference.loading import load_line_reader, load_onnx_reader
     from digitlab.inference.reading import read_number
-    from digitlab.training.line_model import build_line_model
+    from digitlab.training.line_model import LINE_MODEL_FILE, build_line_model
     from test_line_model import paper_line
 
     build_line_model(seed=0).save(cnn_run / LINE_MODEL_FILE)
@@ -105,6 +105,15 @@ def test_a_reader_run_exports_its_line_model_beside_the_classifier_and_reads_the
         expected, found = read_number(from_keras, picture, 0.0), read_number(from_onnx, picture, 0.0)
         assert found.text == expected.text and [digit.box for digit in found.digits] == \
             [digit.box for digit in expected.digits]
+    # Two exported files and a description (what the bundled reader is): the same reader, under that name.
+    named = load_onnx_reader(result.paths[0], result.paths[1], description="the reader under test")
+    assert named.describe()["source"] == "the reader under test" and named.describe()["backend"] == "onnxruntime"
+    picture = paper_line(marks=3)
+    assert read_number(named, picture, 0.0).to_dict() == read_number(from_onnx, picture, 0.0).to_dict()
+    with pytest.raises(ModelError, match="is a line model, not a classifier"):
+        load_onnx_reader(result.paths[1], result.paths[0])
+    with pytest.raises(ModelError, match="is a classifier, not a line model"):
+        load_onnx_reader(result.paths[0], result.paths[0])
     result.paths[1].unlink()
     with pytest.raises(ModelError, match="reader.line.onnx, which is not beside it"):
         load_classifier(result.paths[0])
@@ -139,3 +148,22 @@ def test_every_recipes_network_runs_in_onnx_runtime_as_in_keras(recipe):
     session = onnxruntime.InferenceSession(converted, providers=["CPUExecutionProvider"])
     found = session.run(None, {session.get_inputs()[0].name: images})[0]
     np.testing.assert_allclose(found, np.asarray(model(images, training=False)), atol=export.CHECK_TOLERANCE)
+
+
+def test_an_onnx_export_is_loaded_and_read_without_importing_keras_or_jax(cnn_run, tmp_path):
+    import subprocess
+    import sys
+
+    from test_line_model import paper_line
+
+    export.export_run(cnn_run)
+    model, picture = str(cnn_run / export.ONNX_FILE), str(tmp_path / "line.png")
+    paper_line(marks=2).save(picture)
+    script = ("import sys\nfrom digitlab.inference.loading import load_classifier\n"
+              "from digitlab.inference.reading import read_number\n"
+              f"classifier = load_classifier({model!r})\n"
+              f"classifier.predict({picture!r}), read_number(classifier, {picture!r})\n"
+              "print('keras' in sys.modules, 'jax' in sys.modules)")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == ["False", "False"]

@@ -53,7 +53,7 @@ def allowed(importer: str, imported: str) -> bool:
 
 @pytest.mark.parametrize("path", modules(), ids=lambda path: str(path.relative_to(PACKAGE)))
 def test_imports_point_upstream_only(path):
-    name = ".".join(("digitlab", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+    name = module_name(path)
     importer = part_of(name)
     wrong = sorted(imported for imported in imported_modules(path) if not allowed(importer, part_of(imported)))
     assert not wrong, f"{name} ({importer}) imports downstream: {wrong}"
@@ -98,3 +98,77 @@ def test_every_error_the_library_defines_lives_in_errors_and_is_exported():
                                                       for base in node.bases):
                 elsewhere.append(node.name)
     assert not set(elsewhere) - internal, f"error classes outside errors.py: {elsewhere}"
+
+
+def module_name(path: Path) -> str:
+    """src/digitlab/inference/predict.py -> 'digitlab.inference.predict'; a package's __init__.py -> the package."""
+    return ".".join(("digitlab", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def imports_between_modules(path: Path) -> list[tuple[str, str | None, str, int]]:
+    """(digitlab module, name imported from it or None for the module itself, the name it is bound to in `path`,
+    line) for every import in `path`, lazy ones too. `from digitlab.inference import rejection` imports the
+    module digitlab.inference.rejection."""
+    known = {module_name(other) for other in modules()}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, None, alias.asname or alias.name, node.lineno)
+                         for alias in node.names if alias.name in known)
+        elif isinstance(node, ast.ImportFrom) and node.module in known:
+            for alias in node.names:
+                submodule, bound = f"{node.module}.{alias.name}", alias.asname or alias.name
+                found.append((submodule, None, bound, node.lineno) if submodule in known
+                             else (node.module, alias.name, bound, node.lineno))
+    return found
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle in a graph of imports (its modules in order, the first repeated last), or None."""
+    state: dict[str, str] = {}  # "open" while the modules it imports are being walked, then "done"
+
+    def walk(node: str, trail: list[str]) -> list[str] | None:
+        state[node] = "open"
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return [*trail[trail.index(target):], target]
+            if target not in state and (cycle := walk(target, [*trail, target])):
+                return cycle
+        state[node] = "done"
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := walk(start, [start])):
+            return cycle
+    return None
+
+
+def test_the_modules_of_inference_import_one_another_in_one_direction():
+    inference = {module_name(path): path for path in modules() if module_name(path).startswith("digitlab.inference.")}
+    graph = {name: {module for module, _, _, _ in imports_between_modules(path) if module in inference}
+             for name, path in inference.items()}
+    cycle = import_cycle(graph)
+    assert cycle is None, f"an import cycle (lazy imports included): {' -> '.join(cycle)}"
+
+
+def test_the_cycle_check_itself_finds_a_cycle():
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")  # dunders (__version__) are public
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda path: str(path.relative_to(PACKAGE)))
+def test_no_module_imports_another_ones_private_names(path):
+    """What one module uses of another is public: a leading underscore means "only in this module"."""
+    imported = imports_between_modules(path)
+    private = [f"{module}.{name} (line {line})" for module, name, _, line in imported if name and is_private(name)]
+    # `predict._name` where a module was imported by name (`from digitlab.inference import predict`).
+    modules_here = {bound for _, name, bound, _ in imported if name is None}
+    private += [f"{node.value.id}.{node.attr} (line {node.lineno})"
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules_here and is_private(node.attr)]
+    assert not private, f"{module_name(path)} uses private names of other modules: {private}"

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitlab.data import line_strip
-from digitlab.inference import line_reading
+from digitlab.inference import line_reading, loading
 from digitlab.training import line_model
 
 
@@ -189,27 +189,28 @@ def _thirds(strip):
 
 
 def test_a_run_without_its_line_model_file_has_no_line_reader(tmp_path):
-    assert line_reading.load_line_reader(tmp_path) is None and line_reading.load_line_reader(None) is None
+    assert loading.load_line_reader(tmp_path) is None and loading.load_line_reader(None) is None
 
 
 def test_a_model_that_is_not_a_line_model_is_refused(tmp_path):
     import keras
 
     from digitlab.errors import ModelError
+    from digitlab.inference.keras_network import KerasNetwork
 
     digit_model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
     with pytest.raises(ModelError, match="not a line model"):
-        line_reading.LineReader(digit_model, tmp_path / "line_model.keras")
+        line_reading.LineReader(KerasNetwork(digit_model), tmp_path / "line_model.keras")
 
 
 def test_reading_files_with_a_line_model_agrees_with_one_picture_at_a_time_and_reports_a_bad_file(tmp_path):
     from digitlab.inference.read_files import read_files
     from digitlab.inference.reading import read_number
 
-    line_model.build_line_model(seed=0).save(tmp_path / line_reading.LINE_MODEL_FILE)
+    line_model.build_line_model(seed=0).save(tmp_path / line_model.LINE_MODEL_FILE)
 
     class LineClassifier:  # what reading needs of a classifier that has a line model
-        line_reader = line_reading.load_line_reader(tmp_path)
+        line_reader = loading.load_line_reader(tmp_path)
         class_names = [str(digit) for digit in range(10)]
 
     paper_line(marks=3).save(tmp_path / "three.png")

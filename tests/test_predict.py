@@ -1,4 +1,4 @@
-"""predict.py and `digitlab predict`: load a model, classify images, report bad files; real accuracy (slow)."""
+"""predict.py, loading.py and `digitlab predict`: load a model, classify images, report bad files; real accuracy (slow)."""
 
 import json
 import re
@@ -13,13 +13,13 @@ import digitlab
 from digitlab.data import datasets
 from digitlab.data.synthetic import digit_picture, find_fonts, write_handwritten, write_printed
 from digitlab.errors import ImageError, ModelError, RunFolderError
-from digitlab.inference import predict
+from digitlab.inference import loading, predict
 from digitlab.inference.preparer import ImagePreparer
 
 
 @pytest.fixture(scope="module")
 def classifier(tiny_run):
-    return predict.load_classifier(tiny_run)
+    return loading.load_classifier(tiny_run)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_predict_takes_paths_pil_images_and_arrays(classifier, tmp_path):
 def test_probabilities_match_keras_predict(classifier):
     """The compiled forward pass gives what model.predict() gives, for any batch size."""
     prepared = np.random.default_rng(0).random((37, 28, 28), dtype=np.float32)
-    expected = classifier.model.predict(prepared.reshape(37, 784), verbose=0)
+    expected = classifier.network.model.predict(prepared.reshape(37, 784), verbose=0)
     np.testing.assert_allclose(classifier.probabilities(prepared), expected, atol=1e-5)
     np.testing.assert_allclose(classifier.probabilities(prepared[:1]), expected[:1], atol=1e-5)
 
@@ -86,43 +86,43 @@ def test_a_convolutional_input_shape_is_read_from_the_model(tmp_path, classifier
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
                               keras.layers.Dense(10, activation="softmax")])
     model.save(tmp_path / "cnn.keras")
-    cnn = predict.load_classifier(tmp_path / "cnn.keras")
+    cnn = loading.load_classifier(tmp_path / "cnn.keras")
     assert cnn.input_shape == (28, 28, 1) and cnn.class_names == [str(label) for label in range(10)]
     assert cnn.predict(digit_picture(1)).probabilities.shape == (1, 10)
 
 
 def test_a_model_file_is_accepted_with_the_config_beside_it(tiny_run):
-    loaded = predict.load_classifier(tiny_run / "model.keras")
+    loaded = loading.load_classifier(tiny_run / "model.keras")
     assert loaded.class_names == json.loads((tiny_run / "config.json").read_text())["class_names"]
-    assert digitlab.load_classifier is predict.load_classifier  # the lazy public re-export
+    assert digitlab.load_classifier is loading.load_classifier  # the lazy public re-export
 
 
 def test_bad_models_give_one_clear_error(tmp_path):
     import keras
 
     with pytest.raises(ModelError, match="does not exist"):
-        predict.load_classifier(tmp_path / "nowhere")
+        loading.load_classifier(tmp_path / "nowhere")
     (tmp_path / "fake.keras").write_text("not a model")
     with pytest.raises(ModelError, match="not a Keras model file"):
-        predict.load_classifier(tmp_path / "fake.keras")
+        loading.load_classifier(tmp_path / "fake.keras")
     (tmp_path / "empty-run").mkdir()
     with pytest.raises(ModelError, match="holds no model.keras"):
-        predict.load_classifier(tmp_path / "empty-run")
+        loading.load_classifier(tmp_path / "empty-run")
     wrong_input = keras.Sequential([keras.Input((32,)), keras.layers.Dense(10, activation="softmax")])
     wrong_input.save(tmp_path / "wrong.keras")
     with pytest.raises(ModelError, match="does not fit a 28x28 image"):
-        predict.load_classifier(tmp_path / "wrong.keras")
+        loading.load_classifier(tmp_path / "wrong.keras")
     # Safe mode: a model carrying Python code (a Lambda layer) is refused, not executed.
     lambda_model = keras.Sequential([keras.Input((784,)), keras.layers.Lambda(lambda x: x * 2),
                                      keras.layers.Dense(10, activation="softmax")])
     lambda_model.save(tmp_path / "code.keras")
     with pytest.raises(ModelError, match="not a loadable Keras model"):
-        predict.load_classifier(tmp_path / "code.keras")
+        loading.load_classifier(tmp_path / "code.keras")
 
 
 def test_no_finished_run_says_how_to_train_one(tmp_path):
     with pytest.raises(RunFolderError, match="digitlab train"):
-        predict.load_classifier(runs_root=tmp_path / "runs")
+        loading.load_classifier(runs_root=tmp_path / "runs")
 
 
 def test_predict_raises_for_a_bad_image(classifier, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from digitlab.data import datasets
-from digitlab.inference import predict
+from digitlab.inference import loading
 from digitlab.inference.reading import Reading, read_number
 
 
@@ -38,7 +38,7 @@ def line_picture(digits: list[np.ndarray], gap: int, scale: int = 3, margin: int
 
 @pytest.fixture(scope="module")
 def tiny_classifier(tiny_run):
-    return predict.load_classifier(tiny_run)
+    return loading.load_classifier(tiny_run)
 
 
 def blob(width=30, height=60):

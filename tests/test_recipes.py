@@ -101,7 +101,7 @@ def test_every_recipe_has_a_published_figure():
 
 
 def test_a_reader_run_learns_an_eleventh_class_not_a_digit(tiny_mnist, tmp_path):
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
 
     config = recipe_config("reader", epochs=1, conv_filters=(4, 8), hidden_units=(16,), non_digit_images=64,
                            line_model_lines=0)
@@ -110,7 +110,7 @@ def test_a_reader_run_learns_an_eleventh_class_not_a_digit(tiny_mnist, tmp_path)
     assert saved["class_names"] == [*map(str, range(10)), "not a digit"]
     assert saved["training"]["non_digit_images"] == 64 and result.metrics.fit_loop == "fast"
     classifier = load_classifier(tmp_path / "run")
-    assert classifier.model.output_shape == (None, 11) and classifier.digits_only
+    assert classifier.network.output_shape == (None, 11) and classifier.digits_only
     # 64 refused images (32 drawn, 16 pieces of digits, 16 wrong cuts) and 16 right cuts among the digits.
     from digitlab.training.train import _with_non_digits
 
@@ -125,9 +125,9 @@ def test_a_reader_run_learns_an_eleventh_class_not_a_digit(tiny_mnist, tmp_path)
 def test_a_reader_run_also_trains_the_line_model_that_read_then_uses(tiny_mnist, tmp_path):
     from PIL import Image, ImageDraw
 
-    from digitlab.inference.line_reading import LINE_MODEL_FILE
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
     from digitlab.inference.reading import read_number
+    from digitlab.training.line_model import LINE_MODEL_FILE
 
     assert RECIPES["reader"].settings["line_model_lines"] >= 10_000
     config = recipe_config("reader", epochs=1, conv_filters=(4, 8), hidden_units=(16,), non_digit_images=64,

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from conftest import make_images
 from digitlab.config import TrainingConfig
 from digitlab.data.synthetic import digit_picture
-from digitlab.inference import predict
+from digitlab.inference import loading
 from digitlab.inference.reading import read_number
 from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE
 from digitlab.training.train import train
@@ -42,7 +42,7 @@ def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
 
 @pytest.fixture(scope="module")
 def classifier(tiny_run):
-    return predict.load_classifier(tiny_run)
+    return loading.load_classifier(tiny_run)
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +319,7 @@ def test_the_event_loop_answers_while_numbers_are_read(server):
 def mnist_server(tmp_path_factory):
     """The tutorial's network trained on real MNIST for one epoch (about 96%), served."""
     run = train(TrainingConfig(epochs=1), run_dir=tmp_path_factory.mktemp("mnist") / "run", verbose=0)
-    with web_server.running(predict.load_classifier(run.run_dir)) as address, \
+    with web_server.running(loading.load_classifier(run.run_dir)) as address, \
             httpx.Client(base_url=address, timeout=30) as client:
         yield client
 

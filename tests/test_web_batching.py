@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from digitlab.data.synthetic import digit_picture
-from digitlab.inference import predict
+from digitlab.inference import loading
 from digitlab.web import classify
 from digitlab.web import server as web_server
 from digitlab.web.batching import Batcher
@@ -128,7 +128,7 @@ def submit_all_or_raise(batcher, payloads):
 
 @pytest.fixture(scope="module")
 def classifier(tiny_run):
-    return predict.load_classifier(tiny_run)
+    return loading.load_classifier(tiny_run)
 
 
 def test_a_mixed_batch_gives_each_request_what_it_would_get_alone(classifier):

@@ -18,7 +18,7 @@ from PIL import Image
 
 from digitlab.config import TrainingConfig
 from digitlab.data import datasets
-from digitlab.inference import predict
+from digitlab.inference import loading
 from digitlab.training.train import train
 from digitlab.web import app as web_app
 from digitlab.web import server as web_server
@@ -42,7 +42,7 @@ def mnist_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def address(mnist_run):
-    with web_server.running(predict.load_classifier(mnist_run)) as address:
+    with web_server.running(loading.load_classifier(mnist_run)) as address:
         yield address
 
 
@@ -52,7 +52,7 @@ def refusing_address(tmp_path_factory):
     (about 20 s; the reader recipe trains a convnet on 30,000 for 6 epochs), served."""
     run_dir = tmp_path_factory.mktemp("browser") / "tutorial-e1-refusing"
     train(TrainingConfig(epochs=1, non_digit_images=10_000), run_dir=run_dir, verbose=0)
-    with web_server.running(predict.load_classifier(run_dir)) as address:
+    with web_server.running(loading.load_classifier(run_dir)) as address:
         yield address
 
 
@@ -225,7 +225,7 @@ def test_draw_a_one_and_a_seven_upload_an_image_and_clear(page_at, mnist_run, tm
     page.locator("#clear").click()
     expect_cleared(page)
 
-    upload, label = mnist_upload(tmp_path, predict.load_classifier(mnist_run))
+    upload, label = mnist_upload(tmp_path, loading.load_classifier(mnist_run))
     page.set_input_files("#file", str(upload))
     expect_answer(page, label)
     expect(page.locator("#source-note")).to_contain_text(upload.name)
@@ -358,7 +358,7 @@ def test_an_eight_is_an_8_and_only_a_settled_answer_is_announced(page_at, mnist_
     page.mouse.up()
     expect(page.locator("#announce")).to_have_text(re.compile(r"^It's a 1\. (Over )?\d+% sure\.$"))
 
-    eight, label = mnist_upload(tmp_path, predict.load_classifier(mnist_run), labels=(8,))
+    eight, label = mnist_upload(tmp_path, loading.load_classifier(mnist_run), labels=(8,))
     page.set_input_files("#file", str(eight))
     expect_answer(page, label)
     expect(page.locator("#verdict")).to_have_text(re.compile(r"^(It's|Probably|Maybe) an 8\??$"))
@@ -413,7 +413,7 @@ def test_a_photo_over_the_body_limit_is_shrunk_in_the_browser_and_read(page_at, 
     from playwright.sync_api import expect
 
     page = page_at(1280, 800)
-    small, label = mnist_upload(tmp_path, predict.load_classifier(mnist_run))
+    small, label = mnist_upload(tmp_path, loading.load_classifier(mnist_run))
     # A 4000x3000 "photo": the digit large in the middle of grainy paper, too noisy to compress well.
     canvas = np.full((3000, 4000), 235, dtype=np.int16)
     canvas[500:2500, 1000:3000] = np.asarray(Image.open(small).resize((2000, 2000), Image.Resampling.BICUBIC))

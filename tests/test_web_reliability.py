@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from digitlab.data.synthetic import digit_picture
-from digitlab.inference import predict
+from digitlab.inference import loading
 from digitlab.web import app as web_app
 from digitlab.web import server as web_server
 from digitlab.web.guards import AllowedHosts
@@ -28,7 +28,7 @@ SHORT_TIMEOUT = 0.5  # the body timeout of the `quick` server, seconds
 
 @pytest.fixture(scope="module")
 def classifier(tiny_run):
-    return predict.load_classifier(tiny_run)
+    return loading.load_classifier(tiny_run)
 
 
 @pytest.fixture(scope="module")

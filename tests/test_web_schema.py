@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 
-from digitlab.inference import predict
+from digitlab.inference import loading
 from digitlab.web import server as web_server
 
 # Requests per generation mode: enough to meet every operation and kind of body, few enough for
@@ -34,7 +34,7 @@ CONFIG = SchemathesisConfig.from_dict({
 
 @pytest.fixture(scope="module")
 def address(tiny_run):
-    with web_server.running(predict.load_classifier(tiny_run)) as address:
+    with web_server.running(loading.load_classifier(tiny_run)) as address:
         yield address
 
 

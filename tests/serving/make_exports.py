@@ -20,8 +20,8 @@ def main(folder: Path) -> None:
     from digitlab.data import datasets
     from digitlab.data.lines import build_line_set, non_digit_photos, single_digit_photos, write_line_set
     from digitlab.inference.export import export_run
-    from digitlab.inference.line_reading import LINE_MODEL_FILE
-    from digitlab.inference.predict import image_files, load_classifier
+    from digitlab.inference.loading import load_classifier
+    from digitlab.inference.predict import image_files
     from digitlab.inference.read_files import read_files
     from digitlab.training import line_model
     from digitlab.training.train import train
@@ -33,7 +33,7 @@ def main(folder: Path) -> None:
     strips, targets = line_model.synthesize_strips(train_images, train_labels, 2048, seed=0, workers=1)
     reader = line_model.build_line_model(seed=0)
     line_model.fit_line_model(reader, strips, targets, epochs=2, batch_size=32, learning_rate=0.005, seed=0)
-    reader.save(run_dir / LINE_MODEL_FILE)
+    reader.save(run_dir / line_model.LINE_MODEL_FILE)
     export_run(run_dir, output=folder / "reader.onnx")
 
     photos = folder / "photos"

@@ -38,7 +38,7 @@ def test_this_environment_has_neither_keras_nor_jax():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_predict_gives_kerass_answers(exports, expected, name):
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
 
     classifier = load_classifier(exports / f"{name}.onnx")
     answers = expected[name]["predict"]
@@ -53,7 +53,7 @@ def test_predict_gives_kerass_answers(exports, expected, name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_read_gives_kerass_numbers(exports, expected, name):
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
     from digitlab.inference.read_files import read_files
 
     classifier = load_classifier(exports / f"{name}.onnx")
@@ -91,7 +91,7 @@ def test_the_command_line_predicts_and_reads_from_an_onnx_file(exports, expected
 def test_the_server_answers_from_an_onnx_file(exports, expected):
     import httpx
 
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
     from digitlab.web.server import running
 
     with running(load_classifier(exports / "reader.onnx")) as address, \

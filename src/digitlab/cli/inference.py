@@ -34,7 +34,7 @@ def predict(
     digits": use `digitlab read`, "unsure"); that is an answer, not a failure.
     """
     from digitlab.backend import available_cores
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
     from digitlab.inference.preparer import ImagePreparer
 
     paths = _image_paths(inputs)
@@ -86,7 +86,7 @@ def read(
     """Read whole numbers: one line of handwritten digits per image; exit status 1 if any file failed."""
     from rich.markup import escape
 
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
     from digitlab.inference.read_files import read_files
 
     paths = _image_paths(inputs)

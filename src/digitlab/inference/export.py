@@ -10,7 +10,7 @@ to write a file that ONNX Runtime does not run exactly as Keras does:
 - a reader run's line model (`line_model.keras`) is compared on CHECK_LINES photographed lines of
   test digits: the same digits read and per-step probabilities within CHECK_TOLERANCE.
 
-The metadata (`onnx.ModelProto.metadata_props`, read back by `inference/onnx_model.py`):
+The metadata (`onnx.ModelProto.metadata_props`, read back by `inference/onnx_network.py`):
 "digitlab.kind" (classifier or line model), "digitlab.class_names" and "digitlab.input_shape"
 (JSON), "digitlab.preparation" (what the images must go through first), "digitlab.run_config"
 and "digitlab.run_metrics" (the run's JSON files), and "digitlab.line_model" (the file name of

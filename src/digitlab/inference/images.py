@@ -8,6 +8,7 @@ on MNIST gets such an image right only once it is prepared the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,7 +26,8 @@ from digitlab.data.ink import (
 from digitlab.errors import ImageError
 
 # What other modules use (MNIST_SIZE is the frame `ink.py` fits digits into).
-__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "MNIST_SIZE", "prepare_image", "prepare_image_batch", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "MNIST_SIZE", "decode_picture", "file_scale", "image_name",
+           "picture_box", "prepare_image", "prepare_image_batch", "read_image"]
 
 # Refuse larger images before decoding them: a small file can claim gigapixels (decompression bomb).
 MAX_IMAGE_PIXELS = 50_000_000
@@ -61,7 +63,7 @@ def read_image(source):
     """
     from PIL import Image, ImageOps
 
-    name = _describe(source)
+    name = image_name(source)
     try:
         if isinstance(source, Image.Image):
             image = source
@@ -114,8 +116,8 @@ def prepare_image(image) -> np.ndarray:
     Raises:
         ImageError: unreadable, too large, or no ink found (a blank page).
     """
-    name = _describe(image)
-    return _prepare_picture(_picture(image, name), name, zoom=True)
+    name = image_name(image)
+    return _prepare_picture(decode_picture(image, name), name, zoom=True)
 
 
 def prepare_image_batch(images: Sequence) -> list:
@@ -139,8 +141,8 @@ def prepare_image_batch(images: Sequence) -> list:
     staged = []  # (index, picture, name, working, pixels, grid)
     for index, image in enumerate(images):
         try:
-            name = _describe(image)
-            picture = _picture(image, name)
+            name = image_name(image)
+            picture = decode_picture(image, name)
             if picture.size[0] * picture.size[1] > BATCH_MAX_PIXELS:
                 # Prepared at once, so that large pictures are not held for the whole batch.
                 results[index] = _prepare_picture(picture, name, zoom=True)
@@ -172,8 +174,12 @@ def prepare_image_batch(images: Sequence) -> list:
     return results
 
 
-def _picture(image, name: str):
-    """Any input -> a decoded grayscale PIL image ("L" or "F")."""
+def decode_picture(image, name: str):
+    """Any input (path, file object, PIL image, array) -> a decoded grayscale PIL image ("L" or "F").
+
+    Raises:
+        ImageError: unreadable or too large (`name` says which image in the message).
+    """
     from PIL import Image
 
     if isinstance(image, np.ndarray):
@@ -211,7 +217,8 @@ def _finish_picture(picture, working, ink: np.ndarray | None, name: str, zoom: b
     return fit_in_frame(ink[top:bottom, left:right])
 
 
-def _describe(source) -> str:
+def image_name(source) -> str:
+    """What messages call an image: its path or file name, or "array (rows, columns)", or "image"."""
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
         return str(source)
     if isinstance(getattr(source, "name", None), str):
@@ -219,6 +226,30 @@ def _describe(source) -> str:
     if isinstance(source, np.ndarray):
         return f"array {source.shape}"
     return "image"
+
+
+def file_scale(source, picture) -> float:
+    """File pixels per decoded pixel: above 1 for a big JPEG decoded at reduced scale (`read_image`)."""
+    from PIL import Image
+
+    if not isinstance(source, (str, bytes)) and not hasattr(source, "__fspath__"):
+        return 1.0
+    try:
+        with Image.open(source) as header:  # the header only: its size, before any reduced decoding
+            width, height = header.size
+            if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored on its side
+                width, height = height, width
+    except (OSError, ValueError):
+        return 1.0
+    return width / picture.size[0] if picture.size[0] else 1.0
+
+
+def picture_box(box, scale: float, offset: tuple[int, int], file_scale: float) -> tuple[int, int, int, int]:
+    """A box (x0, y0, x1, y1) in working pixels (`scale` picture pixels each, from `offset` in the picture, as
+    data/line_strip.LineInk has them) -> in the image file's own pixels (`file_scale` per picture pixel)."""
+    left, top, right, bottom = box
+    return (math.floor((left * scale + offset[0]) * file_scale), math.floor((top * scale + offset[1]) * file_scale),
+            math.ceil((right * scale + offset[0]) * file_scale), math.ceil((bottom * scale + offset[1]) * file_scale))
 
 
 def _check_size(image, name: str) -> None:

@@ -5,8 +5,9 @@ decoding keeps each run of one digit (and drops the blanks between): a run is on
 probabilities are the model's at the run's surest step, over the ten digits. Its box is the line's
 ink between the midpoints to the neighbouring runs, mapped back to the picture's pixels.
 
-    line_reader = load_line_reader("runs/reader")      # None when the run has no line model
-    runs = line_reader.read_strips([strip.pixels])[0]  # [(digit, first_step, last_step, probabilities)]
+    line_reader = LineReader(network, "runs/reader/line_model.keras")  # see loading.load_line_reader
+    runs = line_reader.read_strips([strip.pixels])[0]  # [DigitRun(digit, first_step, last_step, ...)]
+    reading = line_reader.read("meter.jpg", classifier, min_confidence=0.5)
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from digitlab.data.framing import fit_in_frame
 from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_MARGIN, LineInk, Strip, find_line_ink, line_strip, pieces_box
 from digitlab.errors import ModelError
 from digitlab.inference import rejection
-from digitlab.inference.images import _describe, _picture
-from digitlab.inference.reading import ReadDigit, Reading, _file_scale, _picture_box
-from digitlab.training.line_model import BLANK, CLASSES, COLUMNS_PER_STEP, LINE_MODEL_FILE
+from digitlab.inference.images import decode_picture, file_scale, image_name, picture_box
+from digitlab.inference.network import Network
+from digitlab.inference.reading import ReadDigit, Reading
+from digitlab.training.line_model import BLANK, CLASSES, COLUMNS_PER_STEP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,17 +41,18 @@ class DigitRun:
 
 
 class LineReader:
-    """A loaded line model. Safe to use from several threads at once."""
+    """A line model, Keras or ONNX (any `Network`). Safe to use from several threads at once."""
 
-    def __init__(self, model, source: str | Path) -> None:
-        from digitlab.inference.predict import _forward_function
-
-        shape = tuple(model.input_shape)
-        if len(shape) != 4 or shape[1] != STRIP_HEIGHT or shape[3] != 1 or model.output_shape[-1] != CLASSES:
-            raise ModelError(f"{source}: not a line model (input {shape}, output {model.output_shape}); "
+    def __init__(self, network: Network, source: str | Path) -> None:
+        """Raises:
+            ModelError: the network does not take (STRIP_HEIGHT, width, 1) strips or give CLASSES classes per step.
+        """
+        shape, output_shape = tuple(network.input_shape), tuple(network.output_shape)
+        if len(shape) != 4 or shape[1] != STRIP_HEIGHT or shape[3] != 1 or output_shape[-1] != CLASSES:
+            raise ModelError(f"{source}: not a line model (input {shape}, output {output_shape}); "
                              f"a line model takes ({STRIP_HEIGHT}, width, 1) strips and gives {CLASSES} classes per step")
+        self.network = network
         self.source = str(source)
-        self._forward = _forward_function(model)
 
     def __repr__(self) -> str:
         return f"LineReader({self.source!r})"
@@ -61,10 +64,17 @@ class LineReader:
             by_width.setdefault(strip.shape[1], []).append(index)
         found: list[list[DigitRun]] = [[] for _ in strips]
         for indices in by_width.values():
-            logits = self._forward(np.stack([strips[index] for index in indices])[..., None])
+            logits = self.network.forward(np.stack([strips[index] for index in indices])[..., None])
             for index, row in zip(indices, logits, strict=True):
                 found[index] = decode_runs(row)
         return found
+
+    def read(self, image, classifier, min_confidence: float) -> Reading:
+        """Read one picture's line (see `reading.read_number`); `classifier` may refuse a lone digit
+        (see `without_lone_marks`)."""
+        view = view_line(image)
+        runs = self.read_strips([view.strip.pixels])[0] if view.strip is not None else []
+        return reading_from_runs(view, without_lone_marks(classifier, [view], [runs])[0], min_confidence)
 
 
 def decode_runs(logits: np.ndarray) -> list[DigitRun]:
@@ -112,18 +122,6 @@ def run_boxes(line: LineInk, strip: Strip, runs: list[DigitRun]) -> list[tuple[i
     return boxes
 
 
-def load_line_reader(run_dir: str | Path | None) -> LineReader | None:
-    """The line model of a run folder, or None when it has none (runs before it, other recipes)."""
-    if run_dir is None:
-        return None
-    path = Path(run_dir) / LINE_MODEL_FILE
-    if not path.is_file():
-        return None
-    from digitlab import runs
-
-    return LineReader(runs.load_model(path), path)
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class LineView:
     """A picture's line, ready for the line model: its ink, its strip, and file pixels per picture pixel."""
@@ -139,9 +137,9 @@ def view_line(image) -> LineView:
     Raises:
         ImageError: unreadable or too large.
     """
-    picture = _picture(image, _describe(image))
+    picture = decode_picture(image, image_name(image))
     line = find_line_ink(picture)
-    return LineView(line, line_strip(line) if line is not None else None, _file_scale(image, picture))
+    return LineView(line, line_strip(line) if line is not None else None, file_scale(image, picture))
 
 
 def reading_from_runs(view: LineView, runs: list[DigitRun], min_confidence: float) -> Reading:
@@ -152,17 +150,10 @@ def reading_from_runs(view: LineView, runs: list[DigitRun], min_confidence: floa
     if not kept:
         return Reading("", (), 0.0)
     boxes = run_boxes(view.line, view.strip, kept)
-    digits = tuple(ReadDigit(run.digit, _picture_box(box, view.line.scale, view.line.offset, view.file_scale),
+    digits = tuple(ReadDigit(run.digit, picture_box(box, view.line.scale, view.line.offset, view.file_scale),
                              run.probabilities) for run, box in zip(kept, boxes, strict=True))
     confidence = float(np.prod([run.confidence for run in kept]))
     return Reading("".join(str(run.digit) for run in kept), digits, confidence)
-
-
-def read_with_line_model(classifier, image, min_confidence: float) -> Reading:
-    """Read one picture's line with the classifier's line model (see `reading.read_number`)."""
-    view = view_line(image)
-    runs = classifier.line_reader.read_strips([view.strip.pixels])[0] if view.strip is not None else []
-    return reading_from_runs(view, without_lone_marks(classifier, [view], [runs])[0], min_confidence)
 
 
 def without_lone_marks(classifier, views: list[LineView], runs: list[list[DigitRun]]) -> list[list[DigitRun]]:

@@ -1,10 +1,10 @@
-"""Load a trained model with its config, and classify images: paths, PIL images or arrays -> digits.
+"""Classify images with a trained network: paths, PIL images or arrays -> digits and probabilities.
 
-Every image goes through `prepare_image` (what the CLI, the Python API and the web app
-share), then through the model called directly, never through `model.predict()`, whose per-call
-overhead is milliseconds. On JAX the forward pass is compiled once per batch-size bucket.
+Every image goes through `prepare_image` (what the CLI, the Python API and the web app share), then
+through the classifier's `Network` (network.py: a Keras model or an ONNX file, the same to this module).
+`loading.load_classifier` makes a `Classifier` from a run folder or a model file.
 
-    classifier = load_classifier("runs/<run>")       # or a model.keras file, or None: latest run
+    classifier = load_classifier("runs/<run>")       # loading.py; or a model file, or None: latest run
     result = classifier.predict(["seven.jpg", "two.png"])
     result.digits, result.probabilities              # (2,), (2, 10)
 """
@@ -15,23 +15,23 @@ import dataclasses
 import itertools
 import math
 import os
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from digitlab import runs
 from digitlab.errors import ImageError, ModelError
 from digitlab.inference import rejection
 from digitlab.inference.images import IMAGE_SUFFIXES, MNIST_SIZE, prepare_image, prepare_image_batch
+from digitlab.inference.network import Network
 from digitlab.inference.preparer import ImagePreparer, prepare_files_lazily
 from digitlab.record import RunConfig, RunMetrics
 
-# Batches are padded up to a power of two (at least this), so that JAX compiles a handful of
-# shapes instead of one per batch size.
-SMALLEST_BATCH = 8
+if TYPE_CHECKING:
+    from digitlab.inference.line_reading import LineReader
+
+# Images sent to the network in one call at most (on JAX, each power-of-two batch size up to it is compiled once).
 LARGEST_BATCH = 1024
 # Images sent to the model (and printed) at a time when classifying files.
 FILE_BATCH = 256
@@ -91,24 +91,28 @@ class FileResult:
 
 
 class Classifier:
-    """A trained model ready to classify images. Safe to use from several threads at once."""
+    """A trained network ready to classify images. Safe to use from several threads at once."""
 
-    line_reader = None  # the run's line model (inference/line_reading.py), which `read` prefers, if it has one
+    def __init__(self, network: Network, class_names: Sequence[str] | None = None, source: str | Path | None = None,
+                 run_config: RunConfig | None = None, run_metrics: RunMetrics | None = None,
+                 line_reader: LineReader | None = None) -> None:
+        """Wrap a loaded network; see `loading.load_classifier` to load one from a run folder or file.
 
-    def __init__(self, model, class_names: Sequence[str] | None = None, source: str | Path | None = None,
-                 run_config: RunConfig | None = None, run_metrics: RunMetrics | None = None) -> None:
-        """Wrap a loaded Keras model; see `load_classifier` to load one from a run folder or file.
+        Args:
+            source: what `describe` and messages call it: a path, or a description; default: the network's name.
+            line_reader: the run's line model, which `reading.read_number` prefers when there is one.
 
         Raises:
-            ModelError: the model's input is not one 28x28 image (784 values) or its output is not
+            ModelError: the network's input is not one 28x28 image (784 values) or its output is not
                 one probability per class.
         """
-        self.model = model
-        self.source = str(source) if source is not None else getattr(model, "name", "model")
+        self.network = network
+        self.source = str(source) if source is not None else network.name
         self.run_config = run_config  # the run's config.json, when it was found
         self.run_metrics = run_metrics  # the run's metrics.json, when it was found
-        self.input_shape = _image_input_shape(model, self.source)  # e.g. (784,) or (28, 28, 1)
-        classes = _class_count(model, self.source)
+        self.line_reader = line_reader
+        self.input_shape = _image_input_shape(network, self.source)  # e.g. (784,) or (28, 28, 1)
+        classes = _class_count(network, self.source)
         names = list(class_names) if class_names else [str(label) for label in range(classes)]
         if len(names) != classes:
             raise ModelError(f"{self.source}: the model has {classes} outputs but its config names "
@@ -116,7 +120,6 @@ class Classifier:
         self.class_names = names
         # Digits (MNIST), not named classes (Fashion-MNIST): an image wider than tall is "several digits".
         self.digits_only = all(name in (str(index), rejection.NOT_A_DIGIT) for index, name in enumerate(names))
-        self._forward = _forward_function(model)
 
     def __repr__(self) -> str:
         return f"Classifier({self.source!r}, input {self.input_shape}, {len(self.class_names)} classes)"
@@ -144,7 +147,7 @@ class Classifier:
         if prepared.shape[1:] != (MNIST_SIZE, MNIST_SIZE):
             raise ImageError(f"prepared images must be (N, 28, 28), got {prepared.shape}; use prepare() first")
         inputs = prepared.reshape((len(prepared), *self.input_shape))  # flattened for an MLP, 28x28x1 for a CNN
-        outputs = [self._forward(inputs[start:start + LARGEST_BATCH])
+        outputs = [self.network.forward(inputs[start:start + LARGEST_BATCH])
                    for start in range(0, len(inputs), LARGEST_BATCH)]
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.class_names)), np.float32)
 
@@ -211,39 +214,6 @@ class Classifier:
                 yield FileResult(path, decision.digit, row, image, written, reason=decision.reason)
 
 
-def load_classifier(path: str | Path | None = None, backend: str | None = None,
-                    runs_root: str | Path = runs.DEFAULT_RUNS_ROOT, line_model: bool = True) -> Classifier:
-    """Load a trained model in Keras's safe mode (no arbitrary code) and wrap it as a Classifier.
-
-    Args:
-        path: a run folder (holding model.keras and config.json), a `.keras` file (config.json
-            beside it is read if present), or an `.onnx` file from `digitlab export` (run by ONNX Runtime).
-            None: the most recent finished run under `runs_root`.
-        backend: Keras backend ("jax", "tensorflow", "torch"); default $KERAS_BACKEND, else jax.
-        line_model: also load the run's line model, if it has one (`read` uses it; `predict` need not wait for it).
-
-    Raises:
-        RunFolderError: no path given and no finished run under `runs_root`, or its run files are broken.
-        ModelError: the path does not exist or is not a Keras model that takes 28x28 images.
-    """
-    if path is None:
-        path = runs.latest_finished_run(runs_root)
-    path = Path(path)
-    if path.suffix == ".onnx":  # an export (digitlab export): ONNX Runtime, neither Keras nor JAX
-        from digitlab.inference.onnx_model import load_onnx_classifier
-        return load_onnx_classifier(path, line_model)
-    model = runs.load_model(path, backend=backend)
-    run_dir = path if path.is_dir() else path.parent  # a .keras file: its run's files, if beside it
-    run = runs.read_run(run_dir) if (run_dir / runs.CONFIG_FILE).is_file() else None
-    run_config, run_metrics = (run.config, run.metrics) if run else (None, None)
-    class_names = run_config.class_names if run_config else None
-    classifier = Classifier(model, class_names, source=path, run_config=run_config, run_metrics=run_metrics)
-    if path.is_dir() and line_model:  # a run folder: its line model too, if it has one (a .keras file is alone)
-        from digitlab.inference.line_reading import load_line_reader
-        classifier.line_reader = load_line_reader(run_dir)
-    return classifier
-
-
 def image_files(inputs: Iterable[str | Path]) -> list[Path]:
     """Files as given, folders replaced by the image files directly inside them (sorted by name)."""
     found: list[Path] = []
@@ -278,9 +248,9 @@ def unique_name(path: Path, taken: set[str]) -> str:
     return name
 
 
-def _image_input_shape(model, source: str) -> tuple[int, ...]:
-    """The model's input shape without the batch axis, checked to hold one 28x28 image."""
-    shape = model.input_shape
+def _image_input_shape(network: Network, source: str) -> tuple[int, ...]:
+    """The network's input shape without the batch axis, checked to hold one 28x28 image."""
+    shape = network.input_shape
     if isinstance(shape, list) or not isinstance(shape, tuple) or (shape and isinstance(shape[0], tuple)):
         raise ModelError(f"{source}: the model takes several inputs {shape}; digitlab models take one image")
     features = tuple(shape[1:])
@@ -291,8 +261,8 @@ def _image_input_shape(model, source: str) -> tuple[int, ...]:
     return features
 
 
-def _class_count(model, source: str) -> int:
-    shape = model.output_shape
+def _class_count(network: Network, source: str) -> int:
+    shape = network.output_shape
     if not isinstance(shape, tuple) or len(shape) != 2 or not shape[1]:
         raise ModelError(f"{source}: the model's output shape {shape} is not one probability per class (None, classes)")
     return int(shape[1])
@@ -306,59 +276,3 @@ def _as_batch(images) -> list:
     if isinstance(images, (str, bytes, os.PathLike)) or hasattr(images, "getexif") or hasattr(images, "read"):
         return [images]  # a path, a PIL image, a file object
     return list(images)
-
-
-def _padded_size(count: int) -> int:
-    return max(SMALLEST_BATCH, 1 << (count - 1).bit_length())
-
-
-def _forward_function(model):
-    """inputs (N, ...) float32 -> probabilities (N, classes) float32 NumPy, without `model.predict()`."""
-    if getattr(model, "runs_without_keras", False):  # inference/onnx_model.OnnxModel
-        return model.forward
-    import keras
-
-    if keras.backend.backend() == "jax":
-        return _jax_forward(model)
-    lock = threading.Lock()  # eager TensorFlow/PyTorch models: one call at a time, to be safe
-
-    def forward(inputs: np.ndarray) -> np.ndarray:
-        with lock:
-            outputs = model(inputs, training=False)
-        return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
-
-    return forward
-
-
-def _jax_forward(model):
-    """A jitted stateless forward pass: pure, so any number of threads can call it at once."""
-    import jax
-
-    # Our own copies of the weights: Keras may donate (free) the model's buffers in its own jitted
-    # calls, e.g. model.predict(), which would leave references to them dangling.
-    trainable = [jax.device_put(np.asarray(variable.value)) for variable in model.trainable_variables]
-    non_trainable = [jax.device_put(np.asarray(variable.value)) for variable in model.non_trainable_variables]
-
-    @jax.jit
-    def compiled(trainable_values, non_trainable_values, inputs):
-        outputs, _ = model.stateless_call(trainable_values, non_trainable_values, inputs, training=False)
-        return outputs
-
-    compiled_sizes: set[int] = set()
-    lock = threading.Lock()
-
-    def forward(inputs: np.ndarray) -> np.ndarray:
-        count = len(inputs)
-        size = _padded_size(count)
-        padded = np.zeros((size, *inputs.shape[1:]), dtype=np.float32)
-        padded[:count] = inputs
-        if size not in compiled_sizes:
-            # Tracing runs Keras layer code, which is not meant to run in two threads at once.
-            with lock:
-                outputs = compiled(trainable, non_trainable, padded)
-                compiled_sizes.add(size)
-        else:
-            outputs = compiled(trainable, non_trainable, padded)
-        return np.asarray(outputs, dtype=np.float32)[:count]
-
-    return forward

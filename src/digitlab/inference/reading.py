@@ -1,7 +1,8 @@
 """Read a line of handwritten digits: "2026" from a photo, a scan or a drawing.
 
-A run with a line model (the `reader` recipe) reads with it (`line_reading.py`: the whole line at
-once, no cuts). Any other run reads here, by segmentation in front of its digit classifier:
+A classifier with a line reader (a run with a line model: the `reader` recipes) hands the picture to
+it (`line_reading.LineReader.read`: the whole line at once, no cuts). Any other reads here, by
+segmentation in front of its digit classifier:
 
 1. The picture's line is found as the line model's is (`data/line_strip.find_line_ink`: a working
    size, the ink separated from the paper as for one digit, specks dropped; a bar or a dot is no line).
@@ -30,7 +31,7 @@ from digitlab.data.framing import fit_in_frame
 from digitlab.data.line_strip import find_line_ink
 from digitlab.errors import ImageError
 from digitlab.inference import rejection
-from digitlab.inference.images import _describe, _picture
+from digitlab.inference.images import decode_picture, file_scale, image_name, picture_box
 
 # Pieces wider than this many line heights may hold several digits and get candidate cuts, at
 # least CUT_SPACING line heights apart and CUT_MARGIN from the piece's ends.
@@ -104,10 +105,9 @@ def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN
         ImageError: unreadable or too large (a blank picture reads as "").
     """
     rejection.check_min_confidence(min_confidence)
-    if getattr(classifier, "line_reader", None) is not None:  # the run has a line model: it reads the whole line at once
-        from digitlab.inference.line_reading import read_with_line_model
-
-        return read_with_line_model(classifier, image, min_confidence)
+    line_reader = getattr(classifier, "line_reader", None)
+    if line_reader is not None:  # the run has a line model (line_reading.LineReader): it reads the whole line at once
+        return line_reader.read(image, classifier, min_confidence)
     candidates = line_candidates(image, even_cuts=rejection.refusal_class(classifier.class_names) is not None)
     probabilities = classifier.probabilities(candidates.framed) if candidates.groups else None
     return decode_line(classifier, candidates, probabilities, min_confidence)
@@ -138,9 +138,9 @@ def line_candidates(image, even_cuts: bool = True) -> LineCandidates:
     Raises:
         ImageError: unreadable, too large, or too much ink to be one line of digits.
     """
-    name = _describe(image)
-    picture = _picture(image, name)
-    file_scale = _file_scale(image, picture)
+    name = image_name(image)
+    picture = decode_picture(image, name)
+    scale_in_file = file_scale(image, picture)
     line = find_line_ink(picture)
     if line is None:
         return LineCandidates(np.zeros((0, 28, 28), np.float32), (), (), (), 0)
@@ -152,7 +152,7 @@ def line_candidates(image, even_cuts: bool = True) -> LineCandidates:
                          "the number")
     groups = _candidate_groups(parts, line_height)
     crops = [_group_ink(ink, parts[start:stop]) for start, stop in groups]
-    boxes = tuple(_picture_box((left, top, right, bottom), scale, offset, file_scale)
+    boxes = tuple(picture_box((left, top, right, bottom), scale, offset, scale_in_file)
                   for _, (left, top, right, bottom) in crops)
     widths = tuple((right - left) / line_height for _, (left, _, right, _) in crops)
     framed = np.stack([fit_in_frame(crop) for crop, _ in crops])  # (groups, 28, 28)
@@ -175,29 +175,6 @@ def decode_line(classifier, candidates: LineCandidates, probabilities: np.ndarra
     text = "".join(classifier.class_names[digit.digit] for digit in digits)
     confidence = float(np.prod([digit.probabilities[digit.digit] for digit in digits])) if digits else 0.0
     return Reading(text, tuple(digits), confidence)
-
-
-def _picture_box(box, scale: float, offset: tuple[int, int], file_scale: float) -> tuple[int, int, int, int]:
-    """A box in working pixels -> in the image file's own pixels."""
-    left, top, right, bottom = box
-    return (math.floor((left * scale + offset[0]) * file_scale), math.floor((top * scale + offset[1]) * file_scale),
-            math.ceil((right * scale + offset[0]) * file_scale), math.ceil((bottom * scale + offset[1]) * file_scale))
-
-
-def _file_scale(source, picture) -> float:
-    """File pixels per decoded pixel: above 1 for a big JPEG decoded at reduced scale (images.read_image)."""
-    from PIL import Image
-
-    if not isinstance(source, (str, bytes)) and not hasattr(source, "__fspath__"):
-        return 1.0
-    try:
-        with Image.open(source) as header:  # the header only: its size, before any reduced decoding
-            width, height = header.size
-            if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored on its side
-                width, height = height, width
-    except (OSError, ValueError):
-        return 1.0
-    return width / picture.size[0] if picture.size[0] else 1.0
 
 
 def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float, even_cuts: bool) -> list[_Part]:

@@ -104,7 +104,7 @@ def serve(model: str | Path | None = None, host: str = DEFAULT_HOST, port: int =
     sock = _bind(host, port, reuse_port=balanced)
     try:
         if workers == 1:
-            from digitlab.inference.predict import load_classifier
+            from digitlab.inference.loading import load_classifier
             from digitlab.web.app import create_app
             from digitlab.web.guards import AllowedHosts
 
@@ -225,7 +225,7 @@ def app_from_environment():
 
 def worker_app(options: WorkerOptions):
     """The app for one worker process of `serve(workers=N)`: loads the model, tunes the process."""
-    from digitlab.inference.predict import load_classifier
+    from digitlab.inference.loading import load_classifier
     from digitlab.web.app import create_app
     from digitlab.web.guards import AllowedHosts
 
@@ -271,10 +271,10 @@ def running(classifier, host: str = DEFAULT_HOST, port: int = 0, **app_options) 
 
 def _model_path(model: str | Path | None) -> Path:
     """The run folder or model file to serve, checked to exist (workers load it themselves)."""
-    from digitlab import runs
     from digitlab.errors import ModelError
+    from digitlab.inference.loading import resolve_model_source
 
-    path = Path(model) if model is not None else runs.latest_finished_run()
+    path = resolve_model_source(model).path
     if not path.exists():
         raise ModelError(f"model {path} does not exist; give a run folder (see `ls runs/`) or a .keras file")
     return path

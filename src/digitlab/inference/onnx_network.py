@@ -1,18 +1,16 @@
-"""A model exported by `digitlab export` (inference/export.py), run by ONNX Runtime: neither Keras nor JAX is imported.
+"""A model exported by `digitlab export` (inference/export.py), run by ONNX Runtime as a `Network`
+(network.py): neither Keras nor JAX is imported.
 
-`OnnxModel` stands where a Keras model stands for `Classifier` and `LineReader`: it has the
-`input_shape`, `output_shape` and `name` they check, and `forward`, which they call in place of a
-compiled Keras forward pass. What a run folder's config.json tells (class names, the run's settings
-and metrics) comes from the model's metadata, so one `.onnx` file is all a server needs.
+What a run folder's config.json tells (class names, the run's settings and metrics) comes from the
+file's metadata, so one `.onnx` file is all a server needs; `loading.py` turns it into a `Classifier`.
 
-    model = OnnxModel("runs/<run>/model.onnx")
-    model.class_names, model.input_shape       # ['0', ..., '9'], (None, 784)
-    model.forward(images)                      # (N, 784) float32 -> (N, 10) probabilities
+    network = OnnxNetwork("runs/<run>/model.onnx")
+    network.class_names, network.input_shape   # ['0', ..., '9'], (None, 784)
+    network.forward(images)                    # (N, 784) float32 -> (N, 10) probabilities
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,13 @@ import numpy as np
 
 from digitlab.errors import ModelError
 
+# What the metadata calls the two kinds of file `digitlab export` writes.
+CLASSIFIER_KIND = "classifier"
+LINE_MODEL_KIND = "line model"
 
-class OnnxModel:
+
+class OnnxNetwork:
     """An exported digitlab model in an ONNX Runtime session. Safe to use from several threads at once."""
-
-    runs_without_keras = True  # predict._forward_function calls `forward` instead of compiling a Keras model
 
     def __init__(self, path: str | Path) -> None:
         """Raises:
@@ -63,7 +63,12 @@ class OnnxModel:
         self.output_shape = _shape(outputs[0].shape)
 
     def __repr__(self) -> str:
-        return f"OnnxModel({str(self.path)!r})"
+        return f"OnnxNetwork({str(self.path)!r})"
+
+    @property
+    def kind(self) -> str:
+        """CLASSIFIER_KIND or LINE_MODEL_KIND (exports older than the metadata's "digitlab.kind": a classifier)."""
+        return self.metadata.get("digitlab.kind", CLASSIFIER_KIND)
 
     @property
     def class_names(self) -> list[str] | None:
@@ -100,34 +105,3 @@ class OnnxModel:
 def _shape(dimensions) -> tuple[int | None, ...]:
     """ONNX Runtime's shape (numbers, and names or None for free axes) as Keras writes one: None for free axes."""
     return tuple(size if isinstance(size, int) else None for size in dimensions)
-
-
-def load_onnx_classifier(path: str | Path, line_model: bool = True):
-    """A `Classifier` on an exported classifier, its settings and class names from the file's metadata, with
-    its line model when the export has one (a reader run's) and `line_model` is True.
-
-    Raises:
-        ModelError: not a digitlab classifier export, or its line model is not beside it.
-    """
-    from digitlab.inference.line_reading import LineReader
-    from digitlab.inference.predict import Classifier
-    from digitlab.record import RunConfig, RunMetrics
-
-    path = Path(path)
-    model = OnnxModel(path)
-    kind = model.metadata.get("digitlab.kind", "classifier")
-    if kind != "classifier":
-        raise ModelError(f"{path} is a {kind}, not a classifier; give the classifier exported beside it (model.onnx)")
-    config_values, metrics_values = model.run_config, model.run_metrics
-    config = RunConfig.from_dict(config_values, source=f"{path} (metadata)") if config_values else None
-    if config is not None:  # what runs the model now (`describe`, /api/model): not the backend it trained on
-        config = dataclasses.replace(config, backend="onnxruntime")
-    metrics = RunMetrics.from_dict(metrics_values, source=f"{path} (metadata)") if metrics_values else None
-    classifier = Classifier(model, model.class_names, source=path, run_config=config, run_metrics=metrics)
-    line_file = model.line_model_file
-    if line_file is not None and line_model:
-        if not line_file.is_file():
-            raise ModelError(f"{path} reads lines of digits with {line_file.name}, which is not beside it; "
-                             "keep the files `digitlab export` wrote together")
-        classifier.line_reader = LineReader(OnnxModel(line_file), line_file)
-    return classifier

@@ -1,0 +1,92 @@
+"""A trained Keras model as a `Network` (network.py): called directly, never through `model.predict()`,
+whose per-call overhead is milliseconds.
+
+On JAX the forward pass is compiled once per batch-size bucket and is pure, so any number of threads
+call it at once; on TensorFlow and PyTorch the model is called eagerly, one call at a time.
+
+    network = KerasNetwork(runs.load_model("runs/<run>"))
+    network.forward(images)  # (N, 784) float32 -> (N, 10) float32
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+# Batches are padded up to a power of two (at least this), so that JAX compiles a handful of
+# shapes instead of one per batch size.
+SMALLEST_BATCH = 8
+
+
+class KerasNetwork:
+    """A loaded Keras model with one input and one output. Safe to use from several threads at once."""
+
+    def __init__(self, model) -> None:
+        import keras
+
+        self.model = model  # the Keras model itself, for what only Keras does (fit, evaluate, predict)
+        self.name = model.name
+        self.input_shape = model.input_shape  # a list for a model of several inputs: Classifier refuses it
+        self.output_shape = model.output_shape
+        self._forward = _jax_forward(model) if keras.backend.backend() == "jax" else _eager_forward(model)
+
+    def __repr__(self) -> str:
+        return f"KerasNetwork({self.name!r}, input {self.input_shape}, output {self.output_shape})"
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        """inputs (N, ...) float32 -> outputs (N, ...) float32 NumPy."""
+        return self._forward(np.asarray(inputs, dtype=np.float32))
+
+
+def _padded_size(count: int) -> int:
+    """The batch size `count` inputs are padded to: the next power of two, at least SMALLEST_BATCH."""
+    return max(SMALLEST_BATCH, 1 << (count - 1).bit_length())
+
+
+def _eager_forward(model):
+    """TensorFlow or PyTorch: the model called eagerly, one call at a time to be safe."""
+    import keras
+
+    lock = threading.Lock()
+
+    def forward(inputs: np.ndarray) -> np.ndarray:
+        with lock:
+            outputs = model(inputs, training=False)
+        return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
+
+    return forward
+
+
+def _jax_forward(model):
+    """A jitted stateless forward pass: pure, so any number of threads can call it at once."""
+    import jax
+
+    # Our own copies of the weights: Keras may donate (free) the model's buffers in its own jitted
+    # calls, e.g. model.predict(), which would leave references to them dangling.
+    trainable = [jax.device_put(np.asarray(variable.value)) for variable in model.trainable_variables]
+    non_trainable = [jax.device_put(np.asarray(variable.value)) for variable in model.non_trainable_variables]
+
+    @jax.jit
+    def compiled(trainable_values, non_trainable_values, inputs):
+        outputs, _ = model.stateless_call(trainable_values, non_trainable_values, inputs, training=False)
+        return outputs
+
+    compiled_sizes: set[int] = set()
+    lock = threading.Lock()
+
+    def forward(inputs: np.ndarray) -> np.ndarray:
+        count = len(inputs)
+        size = _padded_size(count)
+        padded = np.zeros((size, *inputs.shape[1:]), dtype=np.float32)
+        padded[:count] = inputs
+        if size not in compiled_sizes:
+            # Tracing runs Keras layer code, which is not meant to run in two threads at once.
+            with lock:
+                outputs = compiled(trainable, non_trainable, padded)
+                compiled_sizes.add(size)
+        else:
+            outputs = compiled(trainable, non_trainable, padded)
+        return np.asarray(outputs, dtype=np.float32)[:count]
+
+    return forward

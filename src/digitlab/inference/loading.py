@@ -1,0 +1,158 @@
+"""Load what a user names as a `Classifier` with its line reader: a run folder, a `.keras` file, an `.onnx`
+file from `digitlab export`, or nothing (the latest finished run).
+
+`resolve_model_source` decides what a name means; the loaders below build the networks (network.py)
+and what the run's files tell about them: class names, settings, metrics, the line model. Keras is
+imported only for a Keras model; an ONNX file runs without Keras and JAX.
+
+    classifier = load_classifier("runs/<run>")    # or "runs/<run>/model.onnx", or None: the latest run
+    classifier = load_onnx_reader("model.onnx", "line_model.onnx", description="the reader of <run>")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from digitlab import runs
+from digitlab.errors import ModelError
+from digitlab.inference.keras_network import KerasNetwork
+from digitlab.inference.line_reading import LineReader
+from digitlab.inference.onnx_network import CLASSIFIER_KIND, LINE_MODEL_KIND, OnnxNetwork
+from digitlab.inference.predict import Classifier
+from digitlab.record import RunConfig, RunMetrics
+from digitlab.training.line_model import LINE_MODEL_FILE
+
+# The kinds of thing a model argument can name (`ModelSource.kind`).
+RUN_FOLDER = "run folder"  # a run folder: model.keras, its config.json and metrics.json, its line model if any
+KERAS_FILE = "keras file"  # a .keras file (a run's config.json beside it is read, if there)
+ONNX_FILE = "onnx file"  # an export from `digitlab export`, with the run's files in its metadata
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    """What a model argument names, once resolved: which kind of thing to load, and where."""
+
+    kind: str  # RUN_FOLDER, KERAS_FILE or ONNX_FILE
+    path: Path
+
+
+def resolve_model_source(path: str | Path | None, runs_root: str | Path = runs.DEFAULT_RUNS_ROOT) -> ModelSource:
+    """What `path` names: a `.onnx` file, a run folder, or else a `.keras` file; None: the most recent
+    finished run under `runs_root`. Nothing is read but the runs' metrics.json (for None).
+
+    Raises:
+        RunFolderError: `path` is None and no run under `runs_root` has finished (the only case it is raised).
+    """
+    if path is None:
+        return ModelSource(RUN_FOLDER, runs.latest_finished_run(runs_root))
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return ModelSource(ONNX_FILE, path)
+    if path.is_dir():
+        return ModelSource(RUN_FOLDER, path)
+    return ModelSource(KERAS_FILE, path)  # a missing path too: `runs.load_model` says what to give instead
+
+
+def load_classifier(path: str | Path | None = None, backend: str | None = None,
+                    runs_root: str | Path = runs.DEFAULT_RUNS_ROOT, line_model: bool = True) -> Classifier:
+    """Load a trained model as a Classifier: a Keras model in Keras's safe mode (no arbitrary code), an
+    ONNX file in ONNX Runtime (neither Keras nor JAX is imported).
+
+    Args:
+        path: a run folder (holding model.keras and config.json), a `.keras` file (config.json
+            beside it is read if present), or an `.onnx` file from `digitlab export`.
+            None: the most recent finished run under `runs_root` (see `resolve_model_source`).
+        backend: Keras backend ("jax", "tensorflow", "torch"); default $KERAS_BACKEND, else jax.
+        line_model: also load the line model a run folder or an export has, if any (`read` uses it;
+            `predict` need not wait for it). A `.keras` file alone has none.
+
+    Raises:
+        RunFolderError: no path given and no finished run under `runs_root`, or its run files are broken.
+        ModelError: the path does not exist or is not a model that takes 28x28 images.
+    """
+    source = resolve_model_source(path, runs_root)
+    if source.kind == ONNX_FILE:
+        return load_onnx_classifier(source.path, line_model)
+    return load_keras_classifier(source.path, backend, line_model)
+
+
+def load_keras_classifier(path: str | Path, backend: str | None = None, line_model: bool = True) -> Classifier:
+    """A run folder or a `.keras` file as a Classifier, with the run's config.json and metrics.json when
+    they are there (beside a `.keras` file too), and a run folder's line model when it has one and
+    `line_model` is True (a `.keras` file is loaded alone).
+
+    Raises:
+        RunFolderError: the run's files are broken.
+        ModelError: the path does not exist or is not a Keras model that takes 28x28 images.
+    """
+    path = Path(path)
+    network = KerasNetwork(runs.load_model(path, backend=backend))
+    run_dir = path if path.is_dir() else path.parent  # a .keras file: its run's files, if beside it
+    run = runs.read_run(run_dir) if (run_dir / runs.CONFIG_FILE).is_file() else None
+    run_config, run_metrics = (run.config, run.metrics) if run else (None, None)
+    class_names = run_config.class_names if run_config else None
+    line_reader = load_line_reader(path, backend) if line_model and path.is_dir() else None
+    return Classifier(network, class_names, source=path, run_config=run_config, run_metrics=run_metrics,
+                      line_reader=line_reader)
+
+
+def load_line_reader(run_dir: str | Path | None, backend: str | None = None) -> LineReader | None:
+    """The line model of a run folder, or None when it has none (runs before it, other recipes)."""
+    if run_dir is None:
+        return None
+    path = Path(run_dir) / LINE_MODEL_FILE
+    if not path.is_file():
+        return None
+    return LineReader(KerasNetwork(runs.load_model(path, backend=backend)), path)
+
+
+def load_onnx_classifier(path: str | Path, line_model: bool = True) -> Classifier:
+    """An exported classifier as a Classifier, with the line model exported beside it when the export has
+    one (a reader run's) and `line_model` is True.
+
+    Raises:
+        ModelError: not a digitlab classifier export, or its line model is not beside it.
+    """
+    path = Path(path)
+    network = OnnxNetwork(path)
+    line_file = network.line_model_file if line_model else None
+    if line_file is not None and not line_file.is_file():
+        raise ModelError(f"{path} reads lines of digits with {line_file.name}, which is not beside it; "
+                         "keep the files `digitlab export` wrote together")
+    return _onnx_classifier(network, line_file, source=path)
+
+
+def load_onnx_reader(classifier_file: str | Path, line_model_file: str | Path | None = None,
+                     description: str | None = None) -> Classifier:
+    """A Classifier on an exported classifier that reads lines with the exported line model given (wherever it
+    is: the classifier's metadata may name another file), class names, settings and metrics from the metadata.
+
+    Args:
+        description: what `Classifier.describe` and messages call it (default: the classifier file's path).
+
+    Raises:
+        ModelError: a file is missing, or is not the kind of export it is given as.
+    """
+    return _onnx_classifier(OnnxNetwork(classifier_file), Path(line_model_file) if line_model_file else None,
+                            source=description or classifier_file)
+
+
+def _onnx_classifier(network: OnnxNetwork, line_model_file: Path | None, source: str | Path) -> Classifier:
+    if network.kind != CLASSIFIER_KIND:
+        raise ModelError(f"{network.path} is a {network.kind}, not a classifier; give the classifier exported "
+                         "beside it (model.onnx)")
+    config_values, metrics_values = network.run_config, network.run_metrics
+    config = RunConfig.from_dict(config_values, source=f"{network.path} (metadata)") if config_values else None
+    if config is not None:  # what runs the model now (`describe`, /api/model): not the backend it trained on
+        config = dataclasses.replace(config, backend="onnxruntime")
+    metrics = RunMetrics.from_dict(metrics_values, source=f"{network.path} (metadata)") if metrics_values else None
+    line_reader = None
+    if line_model_file is not None:
+        line_network = OnnxNetwork(line_model_file)
+        if line_network.kind != LINE_MODEL_KIND:
+            raise ModelError(f"{line_model_file} is a {line_network.kind}, not a line model; give the line model "
+                             "`digitlab export` wrote beside the classifier (line_model.onnx)")
+        line_reader = LineReader(line_network, line_model_file)
+    return Classifier(network, network.class_names, source=source, run_config=config, run_metrics=metrics,
+                      line_reader=line_reader)
