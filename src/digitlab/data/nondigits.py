@@ -95,10 +95,10 @@ def render_non_digits(count: int, seed: int) -> tuple[np.ndarray, list[str]]:
         while True:  # a drawing that leaves no ink (possible only in theory) is drawn again
             canvas = Image.new("L", (CANVAS, CANVAS), 0)
             detail = _draw(kind, canvas, rng, fonts)
-            crop = _posed_crop(canvas, rng)
+            crop = posed_crop(canvas, rng)
             if crop is not None:
                 break
-        images[index] = _to_uint8(fit_in_frame(crop))
+        images[index] = to_uint8(fit_in_frame(crop))
         kinds.append(f"{kind}:{detail}" if detail else kind)
     return images, kinds
 
@@ -140,7 +140,7 @@ def digit_fragments(digit_images: np.ndarray, count: int, seed: int) -> np.ndarr
             squeezed = max(min(width, round(width * rng.uniform(0.6, 1.0))), math.ceil(NARROW * joined.shape[0]))
             joined = np.asarray(Image.fromarray(joined, mode="F").resize((squeezed, joined.shape[0]),
                                                                          Image.Resampling.BILINEAR))
-        images[index] = _to_uint8(fit_in_frame(np.clip(joined, 0.0, 1.0)))
+        images[index] = to_uint8(fit_in_frame(np.clip(joined, 0.0, 1.0)))
     return images
 
 
@@ -239,7 +239,7 @@ def _catmull_rom_basis(samples_per_span: int) -> np.ndarray:
     return powers @ (0.5 * np.array([[0, 2, 0, 0], [-1, 0, 1, 0], [2, -5, 4, -1], [-1, 3, -3, 1]]))
 
 
-def _smooth_curve(control: np.ndarray, samples_per_span: int = 8) -> np.ndarray:
+def smooth_curve(control: np.ndarray, samples_per_span: int = 8) -> np.ndarray:
     """A Catmull-Rom curve through the control points: (points, 2) -> (samples, 2)."""
     padded = np.concatenate([control[:1], control, control[-1:]])
     spans = len(control) - 1
@@ -257,7 +257,7 @@ def _draw_scribble(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: i
         strokes = [rng.uniform(-1, 1, size=(int(rng.integers(3, 6)), 2)) for _ in range(int(rng.integers(2, 5)))]
     for control in strokes:
         stroke_width = max(1, width + int(rng.integers(-1, 2)))
-        draw.line(_points(_smooth_curve(control)), fill=255, width=stroke_width)
+        draw.line(_points(smooth_curve(control)), fill=255, width=stroke_width)
 
 
 def _draw_face(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int) -> None:
@@ -358,8 +358,8 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, rng: np.random.Generator,
 # --- posing, cropping, framing -----------------------------------------------------------------------
 
 
-def _posed_crop(canvas: Image.Image, rng: np.random.Generator) -> np.ndarray | None:
-    """Rotate, slant and stretch the drawing about the canvas' centre; crop to its ink (0..1), or None."""
+def posed_crop(canvas: Image.Image, rng: np.random.Generator) -> np.ndarray | None:
+    """Rotate, slant and stretch a drawing on a square canvas about its centre; crop to its ink (0..1), or None."""
     angle = math.radians(rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES))
     slant = rng.uniform(-SLANT, SLANT)
     stretch = rng.uniform(*STRETCH)
@@ -368,9 +368,9 @@ def _posed_crop(canvas: Image.Image, rng: np.random.Generator) -> np.ndarray | N
     cosine, sine = math.cos(angle), math.sin(angle)
     a, b = cosine / stretch, sine - cosine * slant
     c, d = -sine / stretch, cosine + sine * slant
-    centre = CANVAS / 2
+    centre = canvas.width / 2
     data = (a, b, centre - (a + b) * centre, c, d, centre - (c + d) * centre)
-    posed = np.asarray(canvas.transform((CANVAS, CANVAS), Image.Transform.AFFINE, data,
+    posed = np.asarray(canvas.transform(canvas.size, Image.Transform.AFFINE, data,
                                         resample=Image.Resampling.BILINEAR))
     inked = posed > 25  # faint resampling fringes do not stretch the box
     rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
@@ -416,5 +416,6 @@ def _side_by_side(left: np.ndarray, right: np.ndarray, gap: int) -> np.ndarray:
     return canvas
 
 
-def _to_uint8(frame: np.ndarray) -> np.ndarray:
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """Ink 0..1 -> uint8 0..255, rounded."""
     return (frame * 255.0 + 0.5).astype(np.uint8)
