@@ -64,7 +64,8 @@ def main() -> None:
             "files": files,
             "recipe": RECIPE,
             "settings": run.config.to_dict(),
-            "seed": arguments.seed,
+            "seed": run.config.training.seed,
+            "source_commit": _commit(),
             "digitlab_version": __version__,
             "training_data": _training_data(config),
             "training": _training(run),
@@ -89,9 +90,8 @@ def _trained_run(config, run_dir: Path):
 
     if (run_dir / runs.METRICS_FILE).is_file():
         run = runs.read_run(run_dir)
-        wanted = dataclasses.replace(config, backend=run.config.backend)
-        differs = {name for name, value in dataclasses.asdict(wanted).items()
-                   if name in run.config.to_dict() and run.config.to_dict()[name] != _plain(value)}
+        trained = run.config.training.to_dict()
+        differs = {name for name, value in config.to_dict().items() if trained.get(name) != value}
         if run.metrics is None or run.metrics.status != "finished" or differs:
             sys.exit(f"{run_dir} holds another run (settings differ: {sorted(differs)}, status "
                      f"{run.metrics.status if run.metrics else 'none'}); give a new --run-dir")
@@ -102,11 +102,6 @@ def _trained_run(config, run_dir: Path):
     train(config, run_dir, verbose=1)
     print(f"trained in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return runs.read_run(run_dir)
-
-
-def _plain(value):
-    """A config value as config.json holds it (tuples as lists)."""
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _export(run_dir: Path, output: Path) -> None:
@@ -139,15 +134,30 @@ def _training_data(config) -> dict[str, dict[str, str]]:
 
 
 def _training(run) -> dict[str, object]:
-    """How long the run took, from its config's creation to its metrics, and on what machine."""
+    """How long the run took, from its config's creation to its metrics, on what machine, with which fonts
+    drawing its non-digits' letters (what the machine has installed: the run depends on them)."""
+    from digitlab.data.nondigits import find_truetype_fonts
+
     started = datetime.datetime.fromisoformat(run.config.created_at)
     finished = datetime.datetime.fromisoformat(run.metrics.finished_at)
     return {"seconds": round((finished - started).total_seconds()),
             "line_model_seconds": round(run.metrics.line_model_seconds or 0),
             "classifier_fit_seconds": round(run.metrics.fit_seconds),
             "classifier_test_accuracy": run.metrics.test_accuracy,
-            "command": f"digitlab train --recipe {RECIPE} --seed {run.config.seed} --run-dir RUN",
+            "command": f"digitlab train --recipe {RECIPE} --seed {run.config.training.seed} --run-dir RUN",
+            "fonts": [Path(font).name for font in find_truetype_fonts()],
             "machine": _machine()}
+
+
+def _commit() -> str | None:
+    """The git commit of this source tree, when it is one."""
+    import subprocess
+
+    try:
+        found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return None
+    return found.stdout.strip() or None
 
 
 def _machine() -> dict[str, object]:

@@ -7,6 +7,7 @@ Heavy modules (Keras, JAX) are imported only by the functions that need them, so
 from digitlab.config import TrainingConfig
 from digitlab.errors import (
     BackendError,
+    BundledModelError,
     ChecksumError,
     ConfigError,
     DataFolderError,
@@ -28,6 +29,7 @@ __version__ = "0.2.0"
 # Every error type (tests/test_layout.py checks that none is missing), the config, and the classifier.
 __all__ = [
     "BackendError",
+    "BundledModelError",
     "ChecksumError",
     "ConfigError",
     "DataFolderError",

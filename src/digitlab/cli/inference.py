@@ -44,7 +44,8 @@ def predict(
     preparer = ImagePreparer(count) if count > 1 else None
     failed: list[str] = []
     try:
-        classifier = load_classifier(model, backend=backend, line_model=False)  # `read`'s line model: not needed here
+        classifier = load_classifier(model, backend=backend, line_model=False,  # `read`'s line model: not needed here
+                                     notice=_notice)
         results = classifier.classify_files(paths, preparer=preparer, save_preprocessed=save_preprocessed,
                                             min_confidence=min_confidence)
         for result in results:
@@ -90,7 +91,7 @@ def read(
     from digitlab.inference.read_files import read_files
 
     paths = _image_paths(inputs)
-    classifier = load_classifier(model, backend=backend)
+    classifier = load_classifier(model, backend=backend, notice=_notice)
     failed: list[str] = []
     for result in read_files(classifier, paths, min_confidence=min_confidence, save_annotated=save_annotated):
         if as_json:
@@ -156,6 +157,11 @@ def export_command(
                   f"probabilities within {result.largest_difference:.1g} (allowed {CHECK_TOLERANCE:g})", highlight=False)
     for path in result.paths:
         console.print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+
+
+def _notice(message: str) -> None:
+    """One line on stderr that does not mix with the answers on stdout (which may be JSON)."""
+    error_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _label(names, index: int) -> str:

@@ -21,19 +21,19 @@ def models_command(
     if as_json:
         print(json.dumps(manifest, indent=2))
         return
-    console.print(f"{bundle.description}, in {bundled_folder()}", highlight=False)
+    console.print(f"{bundle.description}, in {bundled_folder()}", highlight=False, soft_wrap=True)
     for entry in manifest["files"]:
         console.print(f"  {entry['name']:<18} {entry['kind']:<11} {entry['bytes'] / 1e6:5.1f} MB  "
-                      f"sha256 {entry['sha256'][:16]}...  verified", highlight=False)
+                      f"sha256 {entry['sha256'][:16]}...  verified", highlight=False, soft_wrap=True)
     training = manifest.get("training", {})
     machine = training.get("machine", {})
     console.print(f"recipe {manifest.get('recipe')}, seed {manifest.get('seed')}: "
                   f"trained in {training.get('seconds', 0) / 60:.0f} min on {machine.get('cores', '?')} cores "
-                  f"({machine.get('cpu', '?')})", highlight=False)
+                  f"({machine.get('cpu', '?')})", highlight=False, soft_wrap=True)
     for line in score_lines(manifest.get("scores", {})):
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.print("rebuild with: python scripts/build_bundled_reader.py; the whole manifest: digitlab models --json",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
 
 
 def score_lines(scores: dict) -> list[str]:

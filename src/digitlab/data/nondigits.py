@@ -419,3 +419,20 @@ def _side_by_side(left: np.ndarray, right: np.ndarray, gap: int) -> np.ndarray:
 def to_uint8(frame: np.ndarray) -> np.ndarray:
     """Ink 0..1 -> uint8 0..255, rounded."""
     return (frame * 255.0 + 0.5).astype(np.uint8)
+
+
+def fashion_pictures(count: int, seed: int) -> np.ndarray:
+    """`count` Fashion-MNIST training pictures (clothes, shoes, bags) as non-digits: (count, 28, 28) uint8, each
+    framed as a digit would be (`framing.fit_in_frame`: its ink scaled to 20 pixels and centred by mass), as
+    `prepare_image` frames whatever it is shown. Varied negatives for the "not a digit" class."""
+    from digitlab.data import datasets
+
+    (pictures, _), _ = datasets.load("fashion-mnist")
+    if not 0 <= count <= len(pictures):
+        raise ValueError(f"count must be from 0 to {len(pictures)} (Fashion-MNIST's training pictures), got {count}")
+    chosen = pictures[np.random.default_rng(seed).choice(len(pictures), count, replace=False)]
+    framed = []
+    for picture in chosen:
+        crop = ink_crop(picture)
+        framed.append(picture if crop is None else np.round(fit_in_frame(crop) * 255).astype(np.uint8))
+    return np.stack(framed) if framed else np.zeros((0, 28, 28), np.uint8)

@@ -1,21 +1,24 @@
 """Load what a user names as a `Classifier` with its line reader: a run folder, a `.keras` file, an `.onnx`
-file from `digitlab export`, or nothing (the latest finished run).
+file from `digitlab export`, or nothing (the latest finished run, else the reader bundled in the package).
 
 `resolve_model_source` decides what a name means; the loaders below build the networks (network.py)
 and what the run's files tell about them: class names, settings, metrics, the line model. Keras is
 imported only for a Keras model; an ONNX file runs without Keras and JAX.
 
-    classifier = load_classifier("runs/<run>")    # or "runs/<run>/model.onnx", or None: the latest run
+    classifier = load_classifier("runs/<run>")    # or "runs/<run>/model.onnx", or None: the latest run or the bundled reader
+    classifier = load_bundled_reader()           # the package's own reader (inference/bundled.py), files verified
     classifier = load_onnx_reader("model.onnx", "line_model.onnx", description="the reader of <run>")
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from digitlab import runs
-from digitlab.errors import ModelError
+from digitlab.errors import ModelError, RunFolderError
+from digitlab.inference import bundled
 from digitlab.inference.keras_network import KerasNetwork
 from digitlab.inference.line_reading import LineReader
 from digitlab.inference.onnx_network import CLASSIFIER_KIND, LINE_MODEL_KIND, OnnxNetwork
@@ -27,51 +30,72 @@ from digitlab.training.line_model import LINE_MODEL_FILE
 RUN_FOLDER = "run folder"  # a run folder: model.keras, its config.json and metrics.json, its line model if any
 KERAS_FILE = "keras file"  # a .keras file (a run's config.json beside it is read, if there)
 ONNX_FILE = "onnx file"  # an export from `digitlab export`, with the run's files in its metadata
+BUNDLED = "bundled reader"  # the reader shipped in the package (or a copy of its folder): two ONNX files, a manifest
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSource:
     """What a model argument names, once resolved: which kind of thing to load, and where."""
 
-    kind: str  # RUN_FOLDER, KERAS_FILE or ONNX_FILE
+    kind: str  # RUN_FOLDER, KERAS_FILE, ONNX_FILE or BUNDLED
     path: Path
 
 
 def resolve_model_source(path: str | Path | None, runs_root: str | Path = runs.DEFAULT_RUNS_ROOT) -> ModelSource:
-    """What `path` names: a `.onnx` file, a run folder, or else a `.keras` file; None: the most recent
-    finished run under `runs_root`. Nothing is read but the runs' metrics.json (for None).
+    """What `path` names: a `.onnx` file, a bundled reader's folder (its manifest.json), a run folder, or
+    else a `.keras` file; None: the most recent finished run under `runs_root`, else the reader bundled in
+    the package. Nothing is read but the runs' metrics.json (for None).
 
     Raises:
-        RunFolderError: `path` is None and no run under `runs_root` has finished (the only case it is raised).
+        RunFolderError: `path` is None, no run under `runs_root` has finished and this installation has no
+            bundled reader (the only case it is raised).
     """
     if path is None:
-        return ModelSource(RUN_FOLDER, runs.latest_finished_run(runs_root))
+        try:
+            return ModelSource(RUN_FOLDER, runs.latest_finished_run(runs_root))
+        except RunFolderError:
+            if not bundled.is_available():
+                raise
+            return ModelSource(BUNDLED, bundled.bundled_folder())
     path = Path(path)
     if path.suffix == ".onnx":
         return ModelSource(ONNX_FILE, path)
+    if path.is_dir() and (path / bundled.MANIFEST_FILE).is_file() and not (path / runs.MODEL_FILE).exists():
+        return ModelSource(BUNDLED, path)
     if path.is_dir():
         return ModelSource(RUN_FOLDER, path)
     return ModelSource(KERAS_FILE, path)  # a missing path too: `runs.load_model` says what to give instead
 
 
 def load_classifier(path: str | Path | None = None, backend: str | None = None,
-                    runs_root: str | Path = runs.DEFAULT_RUNS_ROOT, line_model: bool = True) -> Classifier:
+                    runs_root: str | Path = runs.DEFAULT_RUNS_ROOT, line_model: bool = True,
+                    notice: Callable[[str], None] | None = None) -> Classifier:
     """Load a trained model as a Classifier: a Keras model in Keras's safe mode (no arbitrary code), an
     ONNX file in ONNX Runtime (neither Keras nor JAX is imported).
 
     Args:
         path: a run folder (holding model.keras and config.json), a `.keras` file (config.json
             beside it is read if present), or an `.onnx` file from `digitlab export`.
-            None: the most recent finished run under `runs_root` (see `resolve_model_source`).
+            None: the most recent finished run under `runs_root`, else the bundled reader (see
+            `resolve_model_source`).
         backend: Keras backend ("jax", "tensorflow", "torch"); default $KERAS_BACKEND, else jax.
         line_model: also load the line model a run folder or an export has, if any (`read` uses it;
             `predict` need not wait for it). A `.keras` file alone has none.
+        notice: called with one line when the bundled reader is used because no model was named.
 
     Raises:
-        RunFolderError: no path given and no finished run under `runs_root`, or its run files are broken.
+        RunFolderError: no path given, no finished run under `runs_root` and no bundled reader, or the run's
+            files are broken.
         ModelError: the path does not exist or is not a model that takes 28x28 images.
+        BundledModelError: the bundled reader's files differ from its manifest.
     """
     source = resolve_model_source(path, runs_root)
+    if source.kind == BUNDLED:
+        classifier = load_bundled_reader(source.path, line_model)
+        if notice is not None and path is None:
+            notice(f"using the {classifier.source}: no model named and no finished run under {runs_root}/ "
+                   "(name one with --model)")
+        return classifier
     if source.kind == ONNX_FILE:
         return load_onnx_classifier(source.path, line_model)
     return load_keras_classifier(source.path, backend, line_model)
@@ -136,6 +160,18 @@ def load_onnx_reader(classifier_file: str | Path, line_model_file: str | Path | 
     """
     return _onnx_classifier(OnnxNetwork(classifier_file), Path(line_model_file) if line_model_file else None,
                             source=description or classifier_file)
+
+
+def load_bundled_reader(folder: str | Path | None = None, line_model: bool = True) -> Classifier:
+    """The reader bundled in the package (or a copy of its folder), each file checked against its manifest
+    first; `Classifier.source` names it ("bundled reader-large (digitlab 0.2.0, seed 0)").
+
+    Raises:
+        BundledModelError: the manifest or a file is missing, or a file differs from the manifest.
+    """
+    reader = bundled.verified_bundle(Path(folder) if folder is not None else None)
+    return load_onnx_reader(reader.classifier_path, reader.line_model_path if line_model else None,
+                            description=reader.description)
 
 
 def _onnx_classifier(network: OnnxNetwork, line_model_file: Path | None, source: str | Path) -> Classifier:

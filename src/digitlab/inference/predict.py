@@ -130,6 +130,7 @@ class Classifier:
         name = source.stem if source.suffix in (".keras", ".onnx") and source.stem != "model" else (
             source.parent.name if source.suffix in (".keras", ".onnx") else source.name)
         return {"name": name or self.source, "source": self.source,
+                "model": self.source,  # what is serving: a run's path, an exported file, or "bundled reader-large ..."
                 "backend": self.run_config.backend if self.run_config else None,
                 "training": self.run_config.training.to_dict() if self.run_config else {},
                 "metrics": self.run_metrics.to_dict() if self.run_metrics else {},

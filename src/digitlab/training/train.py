@@ -25,7 +25,7 @@ from digitlab.backend import (
     versions,
 )
 from digitlab.config import EVALUATION_BATCH_SIZE, TrainingConfig
-from digitlab.data import arrays, cuts, datasets, framing, nondigits
+from digitlab.data import arrays, cuts, datasets, nondigits
 from digitlab.data.catalog import NOT_A_DIGIT
 from digitlab.data.sources import ProgressCallback
 from digitlab.errors import ConfigError
@@ -220,25 +220,13 @@ def _with_non_digits(images: np.ndarray, labels: np.ndarray, config: TrainingCon
     shapes, _ = nondigits.render_non_digits(drawn, seed=config.seed)
     fragments = nondigits.digit_fragments(images, pieces, seed=config.seed + 1)
     cut_images, cut_labels = cuts.line_cuts(images, labels, 2 * wrong_cuts, seed=config.seed + 2)
-    pictures = _fashion_pictures(config.non_digit_pictures, config.seed + 3) if config.non_digit_pictures else \
+    pictures = nondigits.fashion_pictures(config.non_digit_pictures, config.seed + 3) if config.non_digit_pictures else \
         np.zeros((0, *images.shape[1:]), np.uint8)
     images = np.concatenate([images, shapes, fragments, cut_images, pictures])
     labels = np.concatenate([labels, np.full(drawn + pieces, 10, dtype=labels.dtype), cut_labels.astype(labels.dtype),
                              np.full(len(pictures), 10, dtype=labels.dtype)])
     order = np.random.default_rng(config.seed).permutation(len(images))
     return images[order], labels[order]
-
-
-def _fashion_pictures(count: int, seed: int) -> np.ndarray:
-    """`count` Fashion-MNIST training pictures, each framed as a digit would be (`framing.fit_in_frame`: the
-    picture's ink scaled to 20 pixels and centred by mass), as `prepare_image` frames what it is shown."""
-    (pictures, _), _ = datasets.load("fashion-mnist")
-    chosen = pictures[np.random.default_rng(seed).choice(len(pictures), count, replace=False)]
-    framed = []
-    for picture in chosen:
-        crop = nondigits.ink_crop(picture)
-        framed.append(picture if crop is None else np.round(framing.fit_in_frame(crop) * 255).astype(np.uint8))
-    return np.stack(framed)
 
 
 def _training_count(config: TrainingConfig, image_count: int) -> int:
