@@ -183,6 +183,48 @@ def test_exif_orientation_is_applied(tmp_path, reference):
     assert np.abs(images.prepare_image(path) - reference).mean() > 0.05  # the check can fail
 
 
+def big_photo(shape: Image.Image, size=(2400, 1800), corner=(700, 500), scale=6) -> Image.Image:
+    """`shape` drawn `scale` times larger on a big light page, in colour: a phone photo of a digit."""
+    page = Image.new("L", size, 235)
+    page.paste(shape.resize((shape.width * scale, shape.height * scale), Image.Resampling.BICUBIC), corner)
+    return page.convert("RGB")
+
+
+def test_a_big_jpeg_is_decoded_at_reduced_scale_and_prepares_to_the_same_digit(tmp_path, reference):
+    path = tmp_path / "photo.jpg"
+    big_photo(draw_shape()).save(path, quality=90)
+    decoded = images.read_image(path)
+    assert decoded.mode == "L" and decoded.size == (300, 225)  # libjpeg decoded it at 1/8 scale, in grayscale
+    drafted = images.prepare_image(path)
+    full = images.prepare_image(Image.open(path))  # an image already opened is decoded in full
+    assert np.abs(drafted - full).mean() < 0.02 and correlation(drafted, full) > 0.97
+    assert np.abs(drafted - reference).mean() < 0.03
+    small = tmp_path / "small.jpg"
+    draw_shape().save(small, quality=90)
+    assert images.read_image(small).size == (200, 160)  # no bigger than the preparation needs: decoded in full
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_decoding_with_the_files_scale_opens_the_file_once_and_matches_file_scale(tmp_path, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # 6: stored on its side, "rotate 90 clockwise to display"
+    big = tmp_path / "big.jpg"
+    big.write_bytes(encode(big_photo(draw_shape()), "JPEG", exif=exif, quality=90))
+    png = tmp_path / "digit.png"
+    draw_shape().save(png)
+    sources = [big, str(big), png, io.BytesIO(big.read_bytes()), draw_shape(), np.asarray(draw_shape())]
+    for source in sources:
+        expected = images.decode_picture(source, "x")
+        if hasattr(source, "seek"):
+            source.seek(0)
+        picture, scale = images.decode_picture_and_scale(source, "x")
+        np.testing.assert_array_equal(np.asarray(picture), np.asarray(expected))
+        if hasattr(source, "seek"):
+            source.seek(0)
+        assert scale == images.file_scale(source, picture)
+    assert images.decode_picture_and_scale(big, "x")[1] == 8.0  # 2400 file pixels across the 300 decoded
+
+
 def test_transparency_is_composited_on_white(tmp_path, reference):
     shape = np.asarray(draw_shape(), dtype=np.uint8)
     rgba = np.zeros((*shape.shape, 4), dtype=np.uint8)  # black ink, transparent elsewhere

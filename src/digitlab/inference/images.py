@@ -26,8 +26,8 @@ from digitlab.data.ink import (
 from digitlab.errors import ImageError
 
 # What other modules use (MNIST_SIZE is the frame `ink.py` fits digits into).
-__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "MNIST_SIZE", "decode_picture", "file_scale", "image_name",
-           "picture_box", "prepare_image", "prepare_image_batch", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "MNIST_SIZE", "decode_picture", "decode_picture_and_scale",
+           "file_scale", "image_name", "picture_box", "prepare_image", "prepare_image_batch", "read_image"]
 
 # Refuse larger images before decoding them: a small file can claim gigapixels (decompression bomb).
 MAX_IMAGE_PIXELS = 50_000_000
@@ -61,6 +61,12 @@ def read_image(source):
     Raises:
         ImageError: not an image, truncated, over MAX_IMAGE_PIXELS, or unreadable.
     """
+    return _read_upright(source)[0]
+
+
+def _read_upright(source):
+    """`read_image`, and the image's width in its file's own pixels once upright (before any reduced
+    decoding): what `file_scale` would open the file again to find."""
     from PIL import Image, ImageOps
 
     name = image_name(source)
@@ -70,14 +76,16 @@ def read_image(source):
             _check_size(image, name)
         else:
             image = _open_checked(source, name)
-            if image.format == "JPEG" and image.mode in ("L", "RGB", "CMYK", "YCbCr"):
-                # Decoding a big photo at reduced scale is several times faster and loses nothing
-                # the 28x28 result could show.
-                image.draft("L", (JPEG_DRAFT_SIZE, JPEG_DRAFT_SIZE))
+        stored_size = image.size
+        if image is not source and image.format == "JPEG" and image.mode in ("L", "RGB", "CMYK", "YCbCr"):
+            # Decoding a big photo at reduced scale is several times faster and loses nothing
+            # the 28x28 result could show.
+            image.draft("L", (JPEG_DRAFT_SIZE, JPEG_DRAFT_SIZE))
         orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation tag
         if orientation != 1:
             image = ImageOps.exif_transpose(image)
-        return _to_grayscale(image)
+        upright_width = stored_size[1] if orientation in (5, 6, 7, 8) else stored_size[0]  # 5-8: on its side
+        return _to_grayscale(image), upright_width
     except ImageError:
         raise
     except Image.DecompressionBombError as err:
@@ -187,6 +195,19 @@ def decode_picture(image, name: str):
     return read_image(image)
 
 
+def decode_picture_and_scale(image, name: str):
+    """`decode_picture`, and the file's pixels per decoded pixel as `file_scale` gives them, from the one
+    decoding (the file is not opened twice): above 1 for a big JPEG decoded at reduced scale.
+
+    Raises:
+        ImageError: unreadable or too large.
+    """
+    if not _is_path(image):
+        return decode_picture(image, name), 1.0
+    picture, upright_width = _read_upright(image)
+    return picture, upright_width / picture.size[0] if picture.size[0] else 1.0
+
+
 def _working_pixels(picture):
     """The picture shrunk to WORKING_SIZE, and its pixels as (rows, columns) float32 in [0, 1]."""
     working = _shrink(picture)
@@ -232,7 +253,7 @@ def file_scale(source, picture) -> float:
     """File pixels per decoded pixel: above 1 for a big JPEG decoded at reduced scale (`read_image`)."""
     from PIL import Image
 
-    if not isinstance(source, (str, bytes)) and not hasattr(source, "__fspath__"):
+    if not _is_path(source):
         return 1.0
     try:
         with Image.open(source) as header:  # the header only: its size, before any reduced decoding
@@ -242,6 +263,11 @@ def file_scale(source, picture) -> float:
     except (OSError, ValueError):
         return 1.0
     return width / picture.size[0] if picture.size[0] else 1.0
+
+
+def _is_path(source) -> bool:
+    """A file named by a path (str, bytes or os.PathLike), as opposed to a file object, image or array."""
+    return isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")
 
 
 def picture_box(box, scale: float, offset: tuple[int, int], file_scale: float) -> tuple[int, int, int, int]:
