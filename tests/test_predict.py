@@ -59,6 +59,18 @@ def test_probabilities_match_keras_predict(classifier):
     np.testing.assert_allclose(classifier.probabilities(prepared[:1]), expected[:1], atol=1e-5)
 
 
+def test_a_keras_model_compiles_only_the_batch_sizes_it_is_called_with(tiny_run):
+    """Loading compiles no forward pass; one image compiles the smallest batch, 20 images the next bucket."""
+    network = loading.load_classifier(tiny_run).network  # a fresh one: the module's classifier is called by others
+    classifier = predict.Classifier(network)
+    assert network.compiled_shapes == frozenset()
+    classifier.predict(digit_picture(1))
+    assert network.compiled_shapes == {(8, 784)}
+    classifier.predict([digit_picture(seed) for seed in range(20)])
+    classifier.predict([digit_picture(seed) for seed in range(3)])
+    assert network.compiled_shapes == {(8, 784), (32, 784)}
+
+
 def test_the_classifier_can_be_used_from_several_threads(classifier):
     pictures = [digit_picture(seed) for seed in range(8)]
     expected = classifier.predict(pictures).probabilities

@@ -1,11 +1,13 @@
 """A trained Keras model as a `Network` (network.py): called directly, never through `model.predict()`,
 whose per-call overhead is milliseconds.
 
-On JAX the forward pass is compiled once per batch-size bucket and is pure, so any number of threads
-call it at once; on TensorFlow and PyTorch the model is called eagerly, one call at a time.
+On JAX the forward pass is compiled once per batch-size bucket (and strip width), the first time one
+is called for, never ahead, and is pure, so any number of threads call it at once; on TensorFlow and
+PyTorch the model is called eagerly, one call at a time.
 
     network = KerasNetwork(runs.load_model("runs/<run>"))
     network.forward(images)  # (N, 784) float32 -> (N, 10) float32
+    network.compiled_shapes  # {(8, 784)}: what JAX compiled so far
 """
 
 from __future__ import annotations
@@ -29,10 +31,19 @@ class KerasNetwork:
         self.name = model.name
         self.input_shape = model.input_shape  # a list for a model of several inputs: Classifier refuses it
         self.output_shape = model.output_shape
-        self._forward = _jax_forward(model) if keras.backend.backend() == "jax" else _eager_forward(model)
+        # Input shapes compiled so far (JAX), batch padded: each the first time it is called for, never ahead.
+        self._compiled_shapes: set[tuple[int, ...]] = set()
+        self._forward = _jax_forward(model, self._compiled_shapes) if keras.backend.backend() == "jax" else \
+            _eager_forward(model)
 
     def __repr__(self) -> str:
         return f"KerasNetwork({self.name!r}, input {self.input_shape}, output {self.output_shape})"
+
+    @property
+    def compiled_shapes(self) -> frozenset[tuple[int, ...]]:
+        """The input shapes (batch padded) compiled so far on JAX: none before the first call, then one per
+        padded batch size (and strip width, for a line model) called for; always none on other backends."""
+        return frozenset(self._compiled_shapes)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         """inputs (N, ...) float32 -> outputs (N, ...) float32 NumPy."""
@@ -58,8 +69,9 @@ def _eager_forward(model):
     return forward
 
 
-def _jax_forward(model):
-    """A jitted stateless forward pass: pure, so any number of threads can call it at once."""
+def _jax_forward(model, compiled_shapes: set[tuple[int, ...]]):
+    """A jitted stateless forward pass: pure, so any number of threads can call it at once. Each input
+    shape (batch padded) is compiled when it is first called for, and added to `compiled_shapes`."""
     import jax
 
     # Our own copies of the weights: Keras may donate (free) the model's buffers in its own jitted
@@ -72,7 +84,6 @@ def _jax_forward(model):
         outputs, _ = model.stateless_call(trainable_values, non_trainable_values, inputs, training=False)
         return outputs
 
-    compiled_sizes: set[int] = set()
     lock = threading.Lock()
 
     def forward(inputs: np.ndarray) -> np.ndarray:
@@ -80,11 +91,12 @@ def _jax_forward(model):
         size = _padded_size(count)
         padded = np.zeros((size, *inputs.shape[1:]), dtype=np.float32)
         padded[:count] = inputs
-        if size not in compiled_sizes:
-            # Tracing runs Keras layer code, which is not meant to run in two threads at once.
+        if padded.shape not in compiled_shapes:
+            # Tracing runs Keras layer code, which is not meant to run in two threads at once (a line
+            # model traces again for each new strip width, not only for each batch size).
             with lock:
                 outputs = compiled(trainable, non_trainable, padded)
-                compiled_sizes.add(size)
+                compiled_shapes.add(padded.shape)
         else:
             outputs = compiled(trainable, non_trainable, padded)
         return np.asarray(outputs, dtype=np.float32)[:count]
