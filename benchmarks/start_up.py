@@ -192,10 +192,13 @@ def print_imports(title: str, command: list[str], workdir: Path, variables: dict
         if match:
             by_package[match[2].split(".")[0]] += int(match[1])
     heavy = sorted(set(by_package) & set(HEAVY))
-    compiled = completed.stderr.count("Finished XLA compilation")
+    # JAX_LOG_COMPILES logs each program it compiles or finds in its persistent cache, and says which.
+    programs = completed.stderr.count("Finished XLA compilation")
+    cached = completed.stderr.count("Persistent compilation cache hit")
+    compiled = f"; JAX made {programs} programs ({programs - cached} compiled, {cached} from its cache)" if programs else ""
     print(f"\nimports of `digitlab {' '.join(command[5:])}` ({title}): {sum(by_package.values()) / 1e6:.2f} s "
           f"in all (wall, slowed by -X importtime itself); heavy packages imported: {', '.join(heavy) or 'none'}"
-          f"{f'; JAX compiled {compiled} programs' if compiled else ''}")
+          f"{compiled}")
     for package, microseconds in sorted(by_package.items(), key=lambda item: -item[1])[:top]:
         print(f"  {microseconds / 1000:8.1f} ms  {package}")
 
