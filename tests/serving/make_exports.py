@@ -19,6 +19,7 @@ def main(folder: Path) -> None:
     from digitlab.config import TrainingConfig
     from digitlab.data import datasets
     from digitlab.data.lines import build_line_set, non_digit_photos, single_digit_photos, write_line_set
+    from digitlab.data.unseen import unseen_non_digit_photos
     from digitlab.inference.export import export_run
     from digitlab.inference.loading import load_classifier
     from digitlab.inference.predict import image_files
@@ -40,6 +41,9 @@ def main(folder: Path) -> None:
     write_line_set(photos / "singles", single_digit_photos(test_images, test_labels, 30, seed=11))
     write_line_set(photos / "non-digits", non_digit_photos(10, seed=12))
     write_line_set(photos / "lines", build_line_set(test_images, test_labels, 12, seed=13))
+    # For the bundled reader (tests/serving/test_bundled_install.py): more lines, and kinds no training draws.
+    write_line_set(photos / "bundled-lines", build_line_set(test_images, test_labels, 40, seed=14))
+    write_line_set(photos / "unseen", unseen_non_digit_photos(40, seed=15))
     pictures = image_files([photos / "singles", photos / "non-digits"])
     lines = image_files([photos / "lines"])
     expected = {}
