@@ -159,38 +159,6 @@ def test_ctc_decoding_merges_repeats_drops_blanks_and_keeps_doubled_digits_apart
     assert line_reading.decode_runs(logits_for([0, 0, 0])) == []
 
 
-def greedy_runs_step_by_step(logits: np.ndarray) -> list[tuple]:
-    """Greedy CTC decoding spelled out one step at a time: (digit, first, last, probabilities, confidence)."""
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    best, runs, step = probabilities.argmax(axis=1), [], 0
-    while step < len(best):
-        end = step
-        while end + 1 < len(best) and best[end + 1] == best[step]:
-            end += 1
-        if best[step] != line_model.BLANK:
-            surest = step + int(probabilities[step:end + 1, best[step]].argmax())  # the first, on a tie
-            digits = probabilities[surest, 1:]
-            runs.append((int(best[step]) - 1, step, end, digits / digits.sum(), float(probabilities[surest, best[step]])))
-        step = end + 1
-    return runs
-
-
-def test_ctc_decoding_gives_each_run_its_surest_step_exactly():
-    rng = np.random.default_rng(0)
-    for _ in range(300):
-        logits = rng.normal(0, 3, size=(int(rng.integers(0, 60)), line_model.CLASSES)).astype(np.float32)
-        logits[:, 0] += rng.uniform(0, 3)
-        if rng.random() < 0.5:
-            logits = np.round(logits)  # equal steps within a run: the first one counts
-        runs = [(run.digit, run.first_step, run.last_step, run.probabilities, run.confidence)
-                for run in line_reading.decode_runs(logits)]
-        expected = greedy_runs_step_by_step(logits)
-        assert [run[:3] for run in runs] == [run[:3] for run in expected]
-        for found, wanted in zip(runs, expected, strict=True):
-            assert found[3].dtype == np.float32 and np.array_equal(found[3], wanted[3]) and found[4] == wanted[4]
-
-
 def test_each_digit_gets_the_ink_between_its_neighbours_midpoints():
     found = line_strip.find_line_ink(paper_line(marks=3, gap=30))
     strip = line_strip.line_strip(found)

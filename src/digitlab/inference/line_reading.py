@@ -82,27 +82,21 @@ def decode_runs(logits: np.ndarray) -> list[DigitRun]:
     shifted = logits - logits.max(axis=1, keepdims=True)
     probabilities = np.exp(shifted)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
-    best = probabilities.argmax(axis=1)  # (steps,)
-    # Runs of one class (a run ends where the best class changes); runs of blanks are no digit. All the
-    # runs at once: a few array operations instead of a dozen per digit.
-    starts = np.flatnonzero(np.diff(best, prepend=-1))  # (runs,)
-    ends = np.append(starts[1:], len(best))[:len(starts)] - 1
-    digit_runs = best[starts] != BLANK
-    starts, ends, labels = starts[digit_runs], ends[digit_runs], best[starts[digit_runs]]
-    if len(starts) == 0:
-        return []
-    # Each run's surest step: the first step of the run where its class's probability is the run's highest.
-    lengths = ends - starts + 1
-    steps = np.flatnonzero(best != BLANK)  # the steps of the digit runs, run after run
-    certainty = probabilities[steps, best[steps]]
-    highest = np.repeat(np.maximum.reduceat(certainty, np.cumsum(lengths) - lengths), lengths)
-    at_highest = steps[certainty == highest]
-    surest = at_highest[np.searchsorted(at_highest, starts)]
-    digits = probabilities[surest, 1:]  # (runs, 10)
-    digits = (digits / digits.sum(axis=1, keepdims=True)).astype(np.float32)
-    confidences = probabilities[surest, labels]
-    return [DigitRun(int(label) - 1, int(start), int(end), row, float(confidence))
-            for label, start, end, row, confidence in zip(labels, starts, ends, digits, confidences, strict=True)]
+    best = probabilities.argmax(axis=1)
+    runs, step = [], 0
+    while step < len(best):
+        if best[step] == BLANK:
+            step += 1
+            continue
+        end = step
+        while end + 1 < len(best) and best[end + 1] == best[step]:
+            end += 1
+        surest = step + int(probabilities[step:end + 1, best[step]].argmax())
+        digits = probabilities[surest, 1:]
+        runs.append(DigitRun(int(best[step]) - 1, step, end, (digits / digits.sum()).astype(np.float32),
+                             float(probabilities[surest, best[step]])))
+        step = end + 1
+    return runs
 
 
 def run_boxes(line: LineInk, strip: Strip, runs: list[DigitRun]) -> list[tuple[int, int, int, int]]:
