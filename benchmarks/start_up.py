@@ -83,8 +83,9 @@ def main() -> None:
                 results[(name, variant)].append(run([executable, *command], workdir, variant_environment))
         loads.append(os.getloadavg()[0])
     print_timings(commands, variants, results)
-    print(f"load average during the rounds: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores "
-          "(above the core count, other jobs shared them and wall times grow more than CPU times)")
+    busy = max(loads) > (os.cpu_count() or 1)
+    print(f"load average during the rounds: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores"
+          f"{': other jobs shared the cores, and wall times grow more than CPU times' if busy else ''}")
     for variant, variant_environment in variants.items():
         for name, command in commands.items():
             if command[0] == "predict":
