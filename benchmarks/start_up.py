@@ -129,9 +129,15 @@ def phone_photo(mnist_digit, rng, size: tuple[int, int], quality: int = 90) -> b
     ink = np.zeros((height, width), dtype=np.float32)
     ink[top:top + digit_size, left:left + digit_size] = np.asarray(
         Image.fromarray(mnist_digit).resize((digit_size, digit_size), Image.Resampling.BICUBIC), np.float32) / 255
-    # Light falling off across the page: computed small, scaled up smooth.
-    corners = rng.uniform(0.6, 1.0, size=(2, 2)).astype(np.float32)
-    light = np.asarray(Image.fromarray(corners, mode="F").resize((width, height), Image.Resampling.BILINEAR))
+    # Light falling off across the page, as data/synthetic.py lights its photos (a gradient in some
+    # direction and a vignette): computed on a coarse grid, scaled up smooth.
+    rows, columns = np.mgrid[0:height // 16, 0:width // 16].astype(np.float32)
+    rows, columns = rows / max(len(rows) - 1, 1) - 0.5, columns / max(rows.shape[1] - 1, 1) - 0.5
+    angle = rng.uniform(0, 2 * np.pi)
+    coarse = np.clip(0.85 + (np.cos(angle) * columns + np.sin(angle) * rows) * rng.uniform(0.2, 0.45)
+                     - (columns ** 2 + rows ** 2) * rng.uniform(0.0, 0.4), 0.45, 1.0)
+    light = np.asarray(Image.fromarray(coarse.astype(np.float32), mode="F").resize((width, height),
+                                                                                Image.Resampling.BILINEAR))
     page = (rng.uniform(0.8, 0.95) - ink * rng.uniform(0.6, 0.75)) * light * 255
     tile = rng.normal(0, 4, size=(256, 256)).astype(np.float32)  # sensor grain, tiled: fast to make
     page += np.tile(tile, (height // 256 + 1, width // 256 + 1))[:height, :width]
