@@ -98,3 +98,31 @@ def test_the_bundled_reader_still_scores_what_its_manifest_says():
             if measure in expected:
                 assert scores[set_name][measure] == pytest.approx(expected[measure], abs=CHECK_TOLERANCE), \
                     (set_name, measure)
+
+
+def test_the_line_models_second_opinion_refuses_a_smiley_the_classifier_calls_0():
+    """The bundled classifier alone names this smiley a 0 (99.9% sure); its line model sees no digit in it."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from digitlab.inference import rejection
+    from digitlab.inference.loading import load_bundled_reader
+
+    classifier = load_bundled_reader()
+    smiley, one = Image.new("L", (400, 400), 255), Image.new("L", (400, 400), 255)
+    draw = ImageDraw.Draw(smiley)
+    draw.ellipse((60, 60, 340, 340), outline=0, width=14)
+    draw.ellipse((135, 140, 165, 170), fill=0)
+    draw.ellipse((235, 140, 265, 170), fill=0)
+    draw.arc((120, 160, 280, 290), start=20, end=160, fill=0, width=14)
+    ImageDraw.Draw(one).line([(200, 40), (200, 360)], fill=0, width=20)
+    prepared = np.stack([classifier.prepare(smiley), classifier.prepare(one)])
+    probabilities = classifier.probabilities(prepared)
+    alone = rejection.decide(probabilities, prepared, classifier.class_names)
+    assert [decision.digit for decision in alone] == [0, 1]
+    evidence = classifier.line_reader.digit_evidence(prepared)
+    assert evidence[0] < rejection.DIGIT_EVIDENCE_LEVEL < 0.5 < evidence[1]
+    decisions = classifier.decide(probabilities, prepared)
+    assert [(decision.digit, decision.reason) for decision in decisions] == [(None, rejection.NOT_A_DIGIT), (1, None)]
+    blank = np.zeros((1, 28, 28), np.float32)
+    assert classifier.line_reader.digit_evidence(blank)[0] < rejection.DIGIT_EVIDENCE_LEVEL

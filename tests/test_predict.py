@@ -132,9 +132,36 @@ def test_bad_models_give_one_clear_error(tmp_path):
         loading.load_classifier(tmp_path / "code.keras")
 
 
-def test_no_finished_run_says_how_to_train_one(tmp_path):
+def test_no_finished_run_loads_the_bundled_reader_and_says_so(tmp_path):
+    said = []
+    classifier = loading.load_classifier(runs_root=tmp_path / "runs", notice=said.append)
+    assert classifier.source.startswith("bundled reader-large") and classifier.line_reader is not None
+    assert classifier.describe()["model"] == classifier.source and classifier.describe()["backend"] == "onnxruntime"
+    assert len(said) == 1 and said[0].startswith("using the bundled reader-large") and "--model" in said[0]
+
+
+def test_no_finished_run_and_no_bundled_reader_says_how_to_train_one(tmp_path, monkeypatch):
+    from digitlab.inference import bundled
+
+    monkeypatch.setattr(bundled, "is_available", lambda: False)
     with pytest.raises(RunFolderError, match="digitlab train"):
         loading.load_classifier(runs_root=tmp_path / "runs")
+
+
+def test_a_copy_of_the_bundled_folder_loads_with_model_and_a_tampered_one_exits_1(run_cli, tmp_path, image_folder):
+    import shutil
+
+    from digitlab.inference import bundled
+
+    copy = tmp_path / "bundled"
+    shutil.copytree(bundled.bundled_folder(), copy)
+    assert loading.resolve_model_source(copy).kind == loading.BUNDLED
+    code, out, _ = run_cli("predict", str(image_folder / "a.png"), "--model", str(copy))
+    assert code == 0 and out.startswith(str(image_folder / "a.png"))
+    target = copy / "reader.onnx"
+    target.write_bytes(target.read_bytes()[:-10] + b"0123456789")
+    code, out, err = run_cli("predict", str(image_folder / "a.png"), "--model", str(copy))
+    assert code == 1 and out == "" and err.count("error:") == 1 and "corrupt or altered" in err
 
 
 def test_predict_raises_for_a_bad_image(classifier, tmp_path):
@@ -229,8 +256,18 @@ def test_cli_bad_model_is_one_clear_error_with_exit_2(run_cli, image_folder, tmp
     assert code == 2 and out == "" and err.count("error:") == 1 and "not a Keras model file" in err
 
 
-def test_cli_without_runs_says_how_to_train(run_cli, monkeypatch, image_folder, tmp_path):
+def test_cli_without_runs_uses_the_bundled_reader_and_says_so_on_stderr(run_cli, monkeypatch, image_folder, tmp_path):
     monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("predict", str(image_folder / "a.png"))
+    assert code == 0 and out.startswith(str(image_folder / "a.png"))
+    assert err.startswith("using the bundled reader-large") and err.count("\n") == 1
+
+
+def test_cli_without_runs_or_bundled_reader_says_how_to_train(run_cli, monkeypatch, image_folder, tmp_path):
+    from digitlab.inference import bundled
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bundled, "is_available", lambda: False)
     code, _, err = run_cli("predict", str(image_folder / "a.png"))
     assert code == 2 and "no finished run under runs/" in err and "digitlab train" in err
 

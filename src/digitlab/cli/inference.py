@@ -44,8 +44,8 @@ def predict(
     preparer = ImagePreparer(count) if count > 1 else None
     failed: list[str] = []
     try:
-        classifier = load_classifier(model, backend=backend, line_model=False,  # `read`'s line model: not needed here
-                                     notice=_notice)
+        # With its line model: a reader's second opinion on every digit named (rejection.DIGIT_EVIDENCE_LEVEL).
+        classifier = load_classifier(model, backend=backend, notice=_notice)
         results = classifier.classify_files(paths, preparer=preparer, save_preprocessed=save_preprocessed,
                                             min_confidence=min_confidence)
         for result in results:

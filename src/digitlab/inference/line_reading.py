@@ -18,7 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.data.framing import fit_in_frame
-from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_MARGIN, LineInk, Strip, find_line_ink, line_strip, pieces_box
+from digitlab.data.line_strip import (
+    STRIP_HEIGHT,
+    STRIP_MARGIN,
+    STRIP_STEP,
+    STRIP_STRETCH,
+    LineInk,
+    Strip,
+    find_line_ink,
+    line_strip,
+    pieces_box,
+)
 from digitlab.errors import ModelError
 from digitlab.inference import rejection
 from digitlab.inference.images import decode_picture_and_scale, image_name, picture_box
@@ -69,12 +79,48 @@ class LineReader:
                 found[index] = decode_runs(row)
         return found
 
+    def digit_evidence(self, prepared: np.ndarray) -> np.ndarray:
+        """(N,) for (N, 28, 28) prepared images: the line model's probability of a digit at its surest step
+        (one less blank's), each image shown as a strip (`prepared_strip`). A second opinion on a digit
+        the classifier names (rejection.DIGIT_EVIDENCE_LEVEL)."""
+        strips = [prepared_strip(image) for image in np.asarray(prepared, dtype=np.float32)]
+        evidence = np.zeros(len(strips), dtype=np.float32)
+        by_width: dict[int, list[int]] = {}
+        for index, strip in enumerate(strips):
+            by_width.setdefault(strip.shape[1], []).append(index)
+        for indices in by_width.values():
+            logits = self.network.forward(np.stack([strips[index] for index in indices])[..., None])
+            logits = logits - logits.max(axis=2, keepdims=True)
+            blank = np.exp(logits[..., BLANK]) / np.exp(logits).sum(axis=2)
+            evidence[indices] = (1.0 - blank).max(axis=1)
+        return evidence
+
     def read(self, image, classifier, min_confidence: float) -> Reading:
         """Read one picture's line (see `reading.read_number`); `classifier` may refuse a lone digit
         (see `without_lone_marks`)."""
         view = view_line(image)
         runs = self.read_strips([view.strip.pixels])[0] if view.strip is not None else []
         return reading_from_runs(view, without_lone_marks(classifier, [view], [runs])[0], min_confidence)
+
+
+def prepared_strip(prepared: np.ndarray) -> np.ndarray:
+    """A (28, 28) prepared image (framed like MNIST) as the line model's strip: its ink box scaled to the strip's
+    inner rows, columns stretched by STRIP_STRETCH, as `line_strip` scales a line; (STRIP_HEIGHT, 64 or 128)."""
+    from PIL import Image
+
+    rows = np.flatnonzero(prepared.max(axis=1) > rejection.INK_LEVEL)
+    columns = np.flatnonzero(prepared.max(axis=0) > rejection.INK_LEVEL)
+    strip = np.zeros((STRIP_HEIGHT, STRIP_STEP), dtype=np.float32)
+    if len(rows) == 0:
+        return strip
+    crop = np.ascontiguousarray(prepared[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1], dtype=np.float32)
+    inner = STRIP_HEIGHT - 2 * STRIP_MARGIN
+    width = min(2 * STRIP_STEP - 2 * STRIP_MARGIN, max(1, round(crop.shape[1] * STRIP_STRETCH * inner / crop.shape[0])))
+    if width > STRIP_STEP - 2 * STRIP_MARGIN:
+        strip = np.zeros((STRIP_HEIGHT, 2 * STRIP_STEP), dtype=np.float32)
+    scaled = np.asarray(Image.fromarray(crop, mode="F").resize((width, inner), Image.Resampling.BILINEAR))
+    strip[STRIP_MARGIN:STRIP_MARGIN + inner, STRIP_MARGIN:STRIP_MARGIN + width] = np.clip(scaled, 0.0, 1.0)
+    return strip
 
 
 def decode_runs(logits: np.ndarray) -> list[DigitRun]:

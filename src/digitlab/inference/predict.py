@@ -154,11 +154,14 @@ class Classifier:
 
     def decide(self, probabilities: np.ndarray, prepared: np.ndarray,
                min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> list[rejection.Decision]:
-        """A digit, or None and why, for each of (N, classes) probabilities of (N, 28, 28) prepared images."""
+        """A digit, or None and why, for each of (N, classes) probabilities of (N, 28, 28) prepared images;
+        with a line reader, a digit its line model finds no evidence of is "not a digit" too."""
         probabilities, prepared = np.asarray(probabilities), np.asarray(prepared)
         if probabilities.ndim == 1:
             probabilities, prepared = probabilities[None], prepared[None]
-        return rejection.decide(probabilities, prepared, self.class_names, min_confidence, self.digits_only)
+        # A reader's line model gives a second opinion on each digit named (rejection.DIGIT_EVIDENCE_LEVEL).
+        evidence = self.line_reader.digit_evidence(prepared) if self.line_reader is not None and len(prepared) else None
+        return rejection.decide(probabilities, prepared, self.class_names, min_confidence, self.digits_only, evidence)
 
     def predict(self, images) -> Prediction:
         """Classify one image or a batch: paths, PIL images, arrays (rows, columns[, channels]), or a
