@@ -30,6 +30,13 @@ class Recipe:
     published_test_accuracy: float | None
 
 
+# The reader's settings, which the bundled reader's (reader-large) extends.
+READER_SETTINGS: dict[str, Any] = {
+    "architecture": "cnn", "conv_filters": (32, 64), "kernel_size": 5, "hidden_units": (128,), "dropout": 0.3,
+    "batch_size": 128, "epochs": 6, "learning_rate": 0.005, "learning_rate_schedule": "one-cycle",
+    "augment_shift": 0.08, "augment_rotation": 8.0, "augment_zoom": 0.1, "non_digit_images": 40_000,
+    "line_model_lines": 45_000}
+
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
@@ -61,20 +68,14 @@ RECIPES: dict[str, Recipe] = {
                "(letters, symbols, scribbles, shapes, pairs, pieces and wrong cuts of digits); random shifts, rotations, "
                "zooms; Adam, one-cycle, batch 128, 6 epochs; and a line model for `read` trained with CTC for 8 epochs "
                "on 45,000 synthetic photographed lines of training digits (training/line_model.py)",
-               {"architecture": "cnn", "conv_filters": (32, 64), "kernel_size": 5, "hidden_units": (128,),
-                "dropout": 0.3, "batch_size": 128, "epochs": 6, "learning_rate": 0.005,
-                "learning_rate_schedule": "one-cycle", "augment_shift": 0.08, "augment_rotation": 8.0,
-                "augment_zoom": 0.1, "non_digit_images": 40_000, "line_model_lines": 45_000},
+               READER_SETTINGS,
                None),
-        Recipe("reader-large", "the bundled reader (`digitlab models`), trained once for about 50 minutes on 2 CPU "
+        Recipe("reader-large", "the bundled reader (`digitlab models`), trained once for about an hour on 2 CPU "
                "cores: the reader's classifier for 8 epochs with 60,000 synthetic non-digits and 20,000 Fashion-MNIST "
                "pictures as 'not a digit'; a larger line model (more filters, a third convolution along the line) "
                "trained with CTC for 8 epochs on 200,000 synthetic photographed lines whose digits vary in stroke "
                "width and slant",
-               {"architecture": "cnn", "conv_filters": (32, 64), "kernel_size": 5, "hidden_units": (128,),
-                "dropout": 0.3, "batch_size": 128, "epochs": 8, "learning_rate": 0.005,
-                "learning_rate_schedule": "one-cycle", "augment_shift": 0.08, "augment_rotation": 8.0,
-                "augment_zoom": 0.1, "non_digit_images": 60_000, "non_digit_pictures": 20_000,
+               {**READER_SETTINGS, "epochs": 8, "non_digit_images": 60_000, "non_digit_pictures": 20_000,
                 "line_model_lines": 200_000, "line_model_size": "large"},
                None),
     )
