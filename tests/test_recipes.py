@@ -95,9 +95,10 @@ def test_fast_loop_matches_model_fit_on_a_convnet():
 
 
 def test_every_recipe_has_a_published_figure():
-    published = [recipe for recipe in RECIPES.values() if recipe.name != "reader"]
+    readers = {"reader", "reader-large"}  # their own task: nothing published to compare with
+    published = [recipe for recipe in RECIPES.values() if recipe.name not in readers]
     assert all(0.97 < recipe.published_test_accuracy < 1 for recipe in published)
-    assert RECIPES["reader"].published_test_accuracy is None  # its own task: nothing published to compare
+    assert all(RECIPES[name].published_test_accuracy is None for name in readers)
 
 
 def test_a_reader_run_learns_an_eleventh_class_not_a_digit(tiny_mnist, tmp_path):
