@@ -1,7 +1,10 @@
 """predict.py, loading.py and `digitlab predict`: load a model, classify images, report bad files; real accuracy (slow)."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -69,6 +72,20 @@ def test_a_keras_model_compiles_only_the_batch_sizes_it_is_called_with(tiny_run)
     classifier.predict([digit_picture(seed) for seed in range(20)])
     classifier.predict([digit_picture(seed) for seed in range(3)])
     assert network.compiled_shapes == {(8, 784), (32, 784)}
+
+
+def test_a_keras_model_keeps_its_compiled_programs_for_the_next_process(tiny_run, tmp_path):
+    """On JAX, loading a Keras model turns on JAX's compilation cache where training keeps its programs."""
+    script = ("import sys, jax\nfrom digitlab.inference import loading\n"
+              "loading.load_classifier(sys.argv[1]).predict(sys.argv[2])\n"
+              "print(jax.config.jax_compilation_cache_dir)")
+    digit_picture(1).save(tmp_path / "one.png")
+    for setting, expected in (("1", str(tmp_path / "data" / "compiled")), ("0", "None")):
+        environment = {**os.environ, "DIGITLAB_DATA": str(tmp_path / "data"), "DIGITLAB_COMPILATION_CACHE": setting}
+        completed = subprocess.run([sys.executable, "-c", script, str(tiny_run), str(tmp_path / "one.png")],
+                                   env=environment, capture_output=True, text=True, timeout=300)
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        assert completed.stdout.strip().splitlines()[-1] == expected
 
 
 def test_the_classifier_can_be_used_from_several_threads(classifier):

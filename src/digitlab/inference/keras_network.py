@@ -2,8 +2,8 @@
 whose per-call overhead is milliseconds.
 
 On JAX the forward pass is compiled once per batch-size bucket (and strip width), the first time one
-is called for, never ahead, and is pure, so any number of threads call it at once; on TensorFlow and
-PyTorch the model is called eagerly, one call at a time.
+is called for, never ahead, kept in JAX's compilation cache for the next process, and is pure, so any
+number of threads call it at once; on TensorFlow and PyTorch the model is called eagerly, one call at a time.
 
     network = KerasNetwork(runs.load_model("runs/<run>"))
     network.forward(images)  # (N, 784) float32 -> (N, 10) float32
@@ -74,6 +74,15 @@ def _jax_forward(model, compiled_shapes: set[tuple[int, ...]]):
     shape (batch padded) is compiled when it is first called for, and added to `compiled_shapes`."""
     import jax
 
+    from digitlab.backend import enable_compilation_cache
+    from digitlab.data.datasets import data_root
+
+    # JAX keeps what it compiles on disk from here on, where training keeps its programs, so that the next
+    # process loads them instead: these forward passes, and what loading a run's line model compiles next
+    # (Keras runs the initialisers of every weight it creates, one program per shape, before the file's
+    # weights replace them). `digitlab predict` on a reader run: 9 of its 32 programs from the cache and
+    # 9.0 -> 5.9 s of CPU (benchmarks/start_up.py --model RUN). DIGITLAB_COMPILATION_CACHE=0 turns it off.
+    enable_compilation_cache(data_root() / "compiled")
     # Our own copies of the weights: Keras may donate (free) the model's buffers in its own jitted
     # calls, e.g. model.predict(), which would leave references to them dangling.
     trainable = [jax.device_put(np.asarray(variable.value)) for variable in model.trainable_variables]
