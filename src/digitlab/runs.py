@@ -207,7 +207,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     return read_run(run_dir).config
 
 
-def load_model(path: str | Path, backend: str | None = None):
+def load_model(path: str | Path, backend: str | None = None, compile: bool = True):
     """Load a run's model (a run folder or a `.keras` file) in Keras's safe mode: no arbitrary code runs.
 
     Raises:
@@ -230,7 +230,7 @@ def load_model(path: str | Path, backend: str | None = None):
                          "train the run again or restore the file from a copy")
     keras = import_keras(backend)
     try:
-        return keras.saving.load_model(model_path, safe_mode=True)
+        return keras.saving.load_model(model_path, safe_mode=True, compile=compile)
     except Exception as err:  # Keras raises many kinds for a file that is not a model
         raise ModelError(f"{model_path} is not a loadable Keras model ({_first_sentence(err)}); give a run folder "
                          "written by `digitlab train` or a .keras file saved by Keras 3") from err

@@ -111,7 +111,8 @@ def load_keras_classifier(path: str | Path, backend: str | None = None, line_mod
         ModelError: the path does not exist or is not a Keras model that takes 28x28 images.
     """
     path = Path(path)
-    network = KerasNetwork(runs.load_model(path, backend=backend))
+    _cache_what_loading_compiles(backend)
+    network = KerasNetwork(runs.load_model(path, backend=backend, compile=False))
     run_dir = path if path.is_dir() else path.parent  # a .keras file: its run's files, if beside it
     run = runs.read_run(run_dir) if (run_dir / runs.CONFIG_FILE).is_file() else None
     run_config, run_metrics = (run.config, run.metrics) if run else (None, None)
@@ -128,7 +129,20 @@ def load_line_reader(run_dir: str | Path | None, backend: str | None = None) -> 
     path = Path(run_dir) / LINE_MODEL_FILE
     if not path.is_file():
         return None
-    return LineReader(KerasNetwork(runs.load_model(path, backend=backend)), path)
+    _cache_what_loading_compiles(backend)
+    return LineReader(KerasNetwork(runs.load_model(path, backend=backend, compile=False)), path)
+
+
+def _cache_what_loading_compiles(backend: str | None) -> None:
+    """On JAX, keep what loading compiles (Keras runs every weight's initialiser, one program per shape,
+    before the file's weights replace them) in the compilation cache training uses, so that the next
+    process loads those programs instead: `predict --model RUN` on a reader run, 14 of its programs from
+    the cache (benchmarks/start_up.py --model RUN). The models are not compiled for training (compile=False)."""
+    from digitlab.backend import enable_compilation_cache, select_backend
+    from digitlab.data.datasets import data_root
+
+    if select_backend(backend) == "jax":
+        enable_compilation_cache(data_root() / "compiled")
 
 
 def load_onnx_classifier(path: str | Path, line_model: bool = True) -> Classifier:
