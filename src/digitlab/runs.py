@@ -14,14 +14,13 @@ import datetime
 import errno
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from digitlab.errors import ModelError, RunFolderError, StorageError
 from digitlab.record import Run, RunConfig, RunMetrics
+from digitlab.storage import write_text_atomic  # the one atomic writer (runs.write_text_atomic for callers)
 
 DEFAULT_RUNS_ROOT = "runs"
 CONFIG_FILE = "config.json"
@@ -105,37 +104,6 @@ def remove_failed_run(path: Path) -> None:
         (path / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         path.rmdir()  # only if nothing else is in it
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 text atomically (see `write_bytes_atomic`)."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file.
-
-    Raises:
-        StorageError: the disk is full, or the folder cannot be written; nothing is left behind.
-    """
-    def failure(err: OSError) -> StorageError:
-        return StorageError(f"cannot write {path}: {err.strerror or err}; free some space or make "
-                            f"{path.parent} writable, then run the command again")
-
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as err:
-        raise failure(err) from err
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp makes files private; run files are ordinary files
-        os.replace(temporary, path)
-    except BaseException as err:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise failure(err) from err
-        raise
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
@@ -258,5 +226,6 @@ def latest_finished_run(runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
         if metrics.status == "finished" and (metrics_path.parent / MODEL_FILE).is_file():
             finished.append((metrics.finished_at, metrics_path.parent))
     if not finished:
-        raise RunFolderError(f"no finished run under {root}/; train one with `digitlab train`")
+        raise RunFolderError(f"no finished run under {root}/; train one with `digitlab train --recipe reader` (it reads "
+                             "numbers and refuses non-digits; plain `digitlab train` is the tutorial's digit classifier)")
     return max(finished)[1]

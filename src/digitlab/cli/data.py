@@ -27,7 +27,11 @@ def data_fetch(
     console.print(f"{name}: 4 files verified in {result.directory} (from {', '.join(origins)})", highlight=False)
 
 
-def data_info(name: str = typer.Argument("mnist"), as_json: bool = typer.Option(False, "--json")) -> None:
+def data_info(
+    name: str = typer.Argument("mnist", help="mnist or fashion-mnist"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: shapes, dtypes, pixel range, "
+                                 "images per class, per split."),
+) -> None:
     """Shapes, dtypes, pixel range and class counts of a cached data set."""
     from digitlab.data import datasets
 
@@ -47,7 +51,7 @@ def data_info(name: str = typer.Argument("mnist"), as_json: bool = typer.Option(
     console.print(table)
 
 
-def data_verify(name: str = typer.Argument("mnist")) -> None:
+def data_verify(name: str = typer.Argument("mnist", help="mnist or fashion-mnist")) -> None:
     """Check every cached file against its SHA-256; exit status 1 if any is missing or corrupt."""
     from digitlab.data import datasets
 
@@ -61,7 +65,7 @@ def data_verify(name: str = typer.Argument("mnist")) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
-def data_path(name: str = typer.Argument("mnist")) -> None:
+def data_path(name: str = typer.Argument("mnist", help="mnist or fashion-mnist")) -> None:
     """Print the cache folder of a data set."""
     from digitlab.data import datasets
 

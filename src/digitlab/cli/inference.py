@@ -16,8 +16,9 @@ def predict(
     inputs: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, GIF, TIFF, WebP) or folders of them.",
                                         show_default=False),
     model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
-                                         "Default: the latest finished run under runs/."),
-    top: int = typer.Option(3, min=1, help="How many most probable digits to show per image."),
+                                         "Default: the latest finished run under runs/, else the bundled reader."),
+    top: int = typer.Option(3, min=1, help="How many most probable digits to show per image (text output; "
+                                         "--json always gives every probability)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, digit, probabilities "
                                  "(digit null and a reason when refused; or path, error)."),
     min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, min=0.0, max=1.0, help="Name a digit only when "
@@ -74,8 +75,8 @@ def read(
     inputs: list[Path] = typer.Argument(..., help="Images of a line of digits (PNG, JPEG, ...) or folders of them.",
                                         show_default=False),
     model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
-                                         "Default: the latest finished run under runs/ (train one with "
-                                         "--recipe reader to read best)."),
+                                         "Default: the latest finished run under runs/, else the bundled reader "
+                                         "(to train your own reader: digitlab train --recipe reader)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, text, digits (digit, box, "
                                  "probabilities), confidence (or path, error)."),
     save_annotated: Path | None = typer.Option(None, help="Write each image with its digits' boxes drawn into this "
@@ -109,7 +110,7 @@ def read(
 
 def serve_command(
     model: Path | None = typer.Option(None, help="A run folder, a .keras file or an exported .onnx file. "
-                                         "Default: the latest finished run under runs/."),
+                                         "Default: the latest finished run under runs/, else the bundled reader."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 lets other machines in."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free port)."),
     cors: list[str] = typer.Option([], "--cors", help="Let pages from this origin call the API (e.g. "

@@ -43,8 +43,9 @@ def parse_settings(texts: list[str]) -> dict[str, list]:
 
 
 def train(
-    recipe: str = typer.Option("tutorial", help="Starting point: tutorial, mlp-dropout, cnn, speedrun or best; "
-                               "flags override."),
+    recipe: str = typer.Option("tutorial", help="Starting point: tutorial, mlp-dropout, cnn, speedrun, best, "
+                               "reader (adds 'not a digit' and a line model for `read`) or reader-large (the "
+                               "bundled reader's); flags override."),
     dataset: str | None = typer.Option(None, help="mnist or fashion-mnist.  [default: mnist]"),
     epochs: int | None = typer.Option(None, help="Passes over the training data.  [tutorial: 5]"),
     batch_size: int | None = typer.Option(None, help="Images per gradient step.  [tutorial: 64]"),
@@ -150,7 +151,8 @@ def sweep_command(
     learning_rate: list[str] | None = typer.Option(None, help="Learning rates, e.g. 0.001,0.01."),
     validation_split: list[str] | None = typer.Option(None, help="Validation fractions, e.g. 0,0.1."),
     setting: list[str] | None = typer.Option(None, "--set", help="Any training setting: NAME=V1,V2 "
-                                                "(e.g. --set conv_filters=32,64)."),
+                                                "(e.g. --set kernel_size=3,5). For a list setting a comma separates "
+                                                "layers: --set conv_filters=32,64 is one value; repeat --set for more."),
     seeds: int | None = typer.Option(None, help="Seeds per configuration (0..N-1). Default 1; the study's: 3."),
     jobs: int = typer.Option(1, help="Trials trained at once, each in its own process."),
     study: str | None = typer.Option(None, help="A named study: tutorial-claims."),
