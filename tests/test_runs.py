@@ -5,6 +5,7 @@ StorageError (exit 1), and leaves no folder or file behind.
 """
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -123,3 +124,70 @@ def test_history_is_read_back_as_written(tmp_path):
     runs.write_history(tmp_path / "history.csv", history)
     assert runs.read_history(tmp_path / "history.csv") == history
     assert runs.read_history(tmp_path / "missing.csv") == {}
+
+
+# --- claims: one train per run folder --------------------------------------------------------------
+
+
+def claim_and_die(run_dir: Path, write_config: bool) -> int:
+    """A real process that claims `run_dir` (and maybe writes config.json), then is killed with SIGKILL."""
+    import signal
+    import subprocess
+    import sys
+
+    code = (f"from pathlib import Path; from digitlab import runs; import time\n"
+            f"claim = runs.claim_run_dir({str(run_dir)!r}, 'x')\n"
+            + (f"Path({str(run_dir)!r}, 'config.json').write_text('{{}}')\n" if write_config else "")
+            + "print('claimed', flush=True); time.sleep(120)")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "claimed"
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    return process.pid
+
+
+def test_a_claimed_folder_is_refused_until_released(tmp_path):
+    run_dir = tmp_path / "run"
+    first = runs.claim_run_dir(run_dir, "x")
+    assert first.path == run_dir and (run_dir / runs.CLAIM_FILE).is_file()
+    for attempt in (lambda: runs.claim_run_dir(run_dir, "x"), lambda: runs.check_run_dir_free(run_dir)):
+        with pytest.raises(RunFolderError, match=rf"being written by another `digitlab train` \(process {os.getpid()}"):
+            attempt()
+    first.release()
+    assert list(run_dir.iterdir()) == []  # released: the claim file is gone
+    with runs.claim_run_dir(run_dir, "x") as second:
+        assert second.held
+    assert not second.held and list(run_dir.iterdir()) == []
+
+
+def test_a_run_finished_in_the_folder_before_the_claim_is_not_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    with runs.claim_run_dir(run_dir, "x"):
+        (run_dir / runs.METRICS_FILE).write_text("{}")  # the first run finishes
+    with pytest.raises(RunFolderError, match="already exists and is not empty"):
+        runs.claim_run_dir(run_dir, "x")
+    assert sorted(path.name for path in run_dir.iterdir()) == [runs.METRICS_FILE]
+
+
+def test_abandon_removes_the_runs_files_the_claim_and_the_folder(tmp_path):
+    claim = runs.claim_run_dir(tmp_path / "run", "x")
+    (claim.path / runs.CONFIG_FILE).write_text("{}")
+    claim.abandon()
+    assert not (tmp_path / "run").exists() and not claim.held
+
+
+def test_the_claim_of_a_killed_train_with_files_says_how_to_clear_it(tmp_path):
+    run_dir = tmp_path / "run"
+    pid = claim_and_die(run_dir, write_config=True)
+    for attempt in (lambda: runs.claim_run_dir(run_dir, "x"), lambda: runs.check_run_dir_free(run_dir)):
+        with pytest.raises(RunFolderError, match=rf"never finished: process {pid} .*stopped .*rm -r {run_dir}"):
+            attempt()
+    assert sorted(path.name for path in run_dir.iterdir()) == [runs.CLAIM_FILE, runs.CONFIG_FILE]  # nothing removed
+
+
+def test_the_bare_claim_of_a_killed_train_is_taken_over(tmp_path):
+    run_dir = tmp_path / "run"
+    claim_and_die(run_dir, write_config=False)
+    runs.check_run_dir_free(run_dir)
+    with runs.claim_run_dir(run_dir, "x") as claim:
+        assert json.loads((run_dir / runs.CLAIM_FILE).read_text())["pid"] == os.getpid() and claim.held

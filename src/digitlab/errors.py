@@ -60,12 +60,22 @@ class ModelError(DigitlabError):
     """A model file is not a loadable digitlab/Keras model, or its input or output does not fit."""
 
 
+class ModelFailureError(ModelError, FailureError):
+    """A model failed while it ran: the runtime raised, or it gave outputs of the wrong shape or that are not
+    numbers (NaN, infinity). The model file is broken, not the images it was given. Exit status 1."""
+
+
 class DataFolderError(ConfigError):
     """A data folder the user named ($DIGITLAB_DATA, --from) is a file, lies under one, is missing, or lacks files."""
 
 
 class StorageError(FailureError):
     """A file or folder could not be written or read: a full disk, a read-only file system, access refused."""
+
+
+class OutputFolderError(DigitlabError):
+    """An output folder the user named cannot be used: a file, not writable, or its files would replace
+    inputs or (without --overwrite) existing files. Exit status 2: choose another folder."""
 
 
 # Every error class above (digitlab re-exports them all).

@@ -14,6 +14,8 @@ import datetime
 import errno
 import io
 import json
+import os
+import socket
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,11 @@ MODEL_FILE = "model.keras"
 
 def check_run_dir_free(path: str | Path) -> None:
     """Raise unless `path` is an empty folder, or does not exist and lies under folders (never over a run).
+    A folder holding only the claim of a process that died counts as empty (`claim_run_dir` takes it over).
 
     Raises:
-        RunFolderError: `path` is a file, a folder that is not empty or cannot be listed, or lies
-            under a file. (A folder that cannot be created says so when `create_run_dir` tries.)
+        RunFolderError: `path` is a file, a folder that is not empty (a run, another train's claim) or
+            cannot be listed, or lies under a file. (A folder that cannot be created says so when `create_run_dir` tries.)
     """
     path = Path(path)
     if path.is_dir():
@@ -44,6 +47,14 @@ def check_run_dir_free(path: str | Path) -> None:
             raise RunFolderError(f"run folder {path} cannot be listed ({err.strerror or err}); "
                                  "choose another --run-dir") from err
         if taken:
+            entries = sorted(entry.name for entry in path.iterdir())
+            if CLAIM_FILE in entries:  # a train holds it, or held it and died
+                state, holder = _claim_state(path)
+                if state == "live":
+                    raise RunFolderError(_busy_message(path, holder))
+                if entries != [CLAIM_FILE]:
+                    raise RunFolderError(_stale_message(path, holder))
+                return  # only a dead process's claim: `claim_run_dir` takes it over
             raise RunFolderError(f"run folder {path} already exists and is not empty; "
                                  "choose another --run-dir or leave it out to get a new timestamped folder")
         return
@@ -96,6 +107,186 @@ def create_run_dir(run_dir: str | Path | None, short_name: str, runs_root: str |
         except OSError as err:
             raise cannot_create(path, err) from err
     raise RunFolderError(f"could not create a new run folder under {root}")
+
+
+# ----------------------------------------------------------------------------- claims
+
+# Present in a run folder while a `train` writes it: who holds it (JSON: pid, host, started_at). The file
+# is created exclusively (O_EXCL) and flock-ed for the run's life, so a second `train` on the folder is
+# refused at once, and a claim whose process died (the kernel drops its flock) is known to be stale.
+CLAIM_FILE = ".digitlab-claim"
+# Tries at creating a folder and claiming it, when the folder vanishes in between (a failed run removing
+# its empty folder) or a claim is released while we look at it.
+CLAIM_ATTEMPTS = 20
+
+
+class RunClaim:
+    """A run folder this process alone writes, from `claim_run_dir` until `release` (or `abandon`)."""
+
+    def __init__(self, path: Path, descriptor: int) -> None:
+        self.path = path
+        self._descriptor: int | None = descriptor  # the claim file, flock-ed; None once released
+
+    def __repr__(self) -> str:
+        return f"RunClaim({str(self.path)!r}, held={self.held})"
+
+    def __enter__(self) -> RunClaim:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    @property
+    def held(self) -> bool:
+        return self._descriptor is not None
+
+    def release(self) -> None:
+        """Give the folder up (the run in it is complete or removed): the claim file goes. Safe to call twice."""
+        if self._descriptor is None:
+            return
+        claim_path = self.path / CLAIM_FILE
+        with contextlib.suppress(OSError):
+            if os.stat(claim_path).st_ino == os.fstat(self._descriptor).st_ino:  # still ours: remove it
+                claim_path.unlink()
+        os.close(self._descriptor)  # drops the flock too
+        self._descriptor = None
+
+    def abandon(self) -> None:
+        """Remove what the failed run wrote, then the claim, then the folder if that leaves it empty."""
+        remove_failed_run(self.path)  # the folder stays: the claim file is still in it
+        self.release()
+        with contextlib.suppress(OSError):
+            self.path.rmdir()  # only if nothing else is in it (another train may have claimed it since)
+
+
+def claim_run_dir(run_dir: str | Path | None, short_name: str, runs_root: str | Path = DEFAULT_RUNS_ROOT) -> RunClaim:
+    """Create the run folder as `create_run_dir` does and claim it for this process alone.
+
+    Two `train`s given one `--run-dir` at the same moment: exactly one gets it, the other a RunFolderError.
+    A claim left by a process that died (kill -9, power cut) is taken over when the folder holds nothing
+    else; when it holds the dead run's files, the error says so and how to clear it.
+
+    Raises:
+        RunFolderError: another live process holds the folder, it holds a run (finished or left by a dead
+            process), or it cannot be created (see `create_run_dir`).
+        StorageError: the disk is full.
+    """
+    for _ in range(CLAIM_ATTEMPTS):
+        path = create_run_dir(run_dir, short_name, runs_root)
+        taken = _take_claim(path)
+        if taken is None:
+            continue  # the folder or the claim went away while we looked: start again
+        descriptor, created = taken
+        # Only now is what the folder holds settled: another train may have finished here since we checked.
+        try:
+            others = sorted(entry.name for entry in path.iterdir() if entry.name != CLAIM_FILE)
+        except OSError as err:
+            others = [f"({err.strerror or err})"]
+        if others:
+            if created:
+                (path / CLAIM_FILE).unlink(missing_ok=True)
+                os.close(descriptor)
+                raise RunFolderError(f"run folder {path} already exists and is not empty; choose another --run-dir "
+                                     "or leave it out to get a new timestamped folder")
+            holder = _read_claim(descriptor)
+            os.close(descriptor)  # the dead process's claim file stays: it tells the next one the same
+            raise RunFolderError(_stale_message(path, holder))
+        _write_claim(descriptor)
+        return RunClaim(path, descriptor)
+    raise RunFolderError(f"could not claim run folder {run_dir if run_dir is not None else runs_root}: it kept "
+                         "changing while digitlab looked (other processes creating and removing it); try again")
+
+
+def _take_claim(path: Path) -> tuple[int, bool] | None:
+    """(the claim file's descriptor, flock-ed; whether we created it), or None when the folder or the file went
+    away meanwhile. A claim file another live process holds is a RunFolderError."""
+    import fcntl
+
+    claim_path = path / CLAIM_FILE
+    try:
+        descriptor, created = os.open(claim_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+    except FileExistsError:
+        try:
+            descriptor, created = os.open(claim_path, os.O_RDWR), False  # a claim: live, or left by a dead process
+        except FileNotFoundError:
+            return None  # released meanwhile
+    except FileNotFoundError:
+        return None  # the folder was removed meanwhile (a failed run leaving nothing behind)
+    except OSError as err:
+        raise RunFolderError(f"cannot claim run folder {path}: {err.strerror or err}; choose a --run-dir in a "
+                             "folder you can write to") from err
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held by a live process (possibly one that opened the file we had just created)
+        holder = _read_claim(descriptor)
+        os.close(descriptor)
+        raise RunFolderError(_busy_message(path, holder)) from None
+    try:
+        same = os.stat(claim_path).st_ino == os.fstat(descriptor).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:  # the holder released (removed) it between our open and our flock
+        os.close(descriptor)
+        return None
+    return descriptor, created
+
+
+def _write_claim(descriptor: int) -> None:
+    """Say in the claim file who holds it, for the messages of those refused."""
+    text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now()})
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, text.encode("utf-8"), 0)
+
+
+def _read_claim(descriptor: int) -> dict[str, Any]:
+    """What a claim file says of its holder ({} if nothing readable: it may be a moment old)."""
+    try:
+        values = json.loads(os.pread(descriptor, 4096, 0).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def _holder(values: dict[str, Any]) -> str:
+    """'process 123 on host, since 2026-...' from a claim file's values (or 'another process')."""
+    pid, host, since = values.get("pid"), values.get("host"), values.get("started_at")
+    text = f"process {pid}" if isinstance(pid, int) else "another process"
+    text += f" on {host}" if isinstance(host, str) and host else ""
+    return text + (f", since {since}" if isinstance(since, str) and since else "")
+
+
+def _busy_message(path: Path, holder: dict[str, Any]) -> str:
+    return (f"run folder {path} is being written by another `digitlab train` ({_holder(holder)}); wait for it "
+            "to finish, or choose another --run-dir")
+
+
+def _stale_message(path: Path, holder: dict[str, Any]) -> str:
+    return (f"run folder {path} holds a run that never finished: {_holder(holder)} stopped while writing it "
+            f"(killed or crashed). Nothing resumes it; remove the folder (rm -r {path}) to train there again, "
+            "or choose another --run-dir")
+
+
+def _claim_state(path: Path) -> tuple[str, dict[str, Any]]:
+    """("live" or "stale", the holder) of a folder's claim file, judged by its process id (a hint for messages:
+    `claim_run_dir` decides by the flock itself)."""
+    try:
+        descriptor = os.open(path / CLAIM_FILE, os.O_RDONLY)
+    except OSError:
+        return "stale", {}
+    try:
+        holder = _read_claim(descriptor)
+    finally:
+        os.close(descriptor)
+    pid, host = holder.get("pid"), holder.get("host")
+    if not isinstance(pid, int) or (isinstance(host, str) and host != socket.gethostname()):
+        return "live", holder  # another machine's process (a shared folder), or one still starting
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "stale", holder
+    except OSError:
+        pass  # it exists, owned by someone else
+    return "live", holder
 
 
 def remove_failed_run(path: Path) -> None:

@@ -4,6 +4,7 @@ whose per-call overhead is milliseconds.
 On JAX the forward pass is compiled once per batch-size bucket (and strip width), the first time one
 is called for, never ahead, kept in JAX's compilation cache for the next process, and is pure, so any
 number of threads call it at once; on TensorFlow and PyTorch the model is called eagerly, one call at a time.
+Every call's outputs are checked (model_checks.checked_outputs): the declared shape, finite numbers.
 
     network = KerasNetwork(runs.load_model("runs/<run>"))
     network.forward(images)  # (N, 784) float32 -> (N, 10) float32
@@ -16,6 +17,8 @@ import threading
 
 import numpy as np
 
+from digitlab.inference.model_checks import checked_outputs
+
 # Batches are padded up to a power of two (at least this), so that JAX compiles a handful of
 # shapes instead of one per batch size.
 SMALLEST_BATCH = 8
@@ -24,11 +27,15 @@ SMALLEST_BATCH = 8
 class KerasNetwork:
     """A loaded Keras model with one input and one output. Safe to use from several threads at once."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, source: str | None = None) -> None:
+        """Args:
+            source: what messages call it (the model file's path); default: the Keras model's name.
+        """
         import keras
 
         self.model = model  # the Keras model itself, for what only Keras does (fit, evaluate, predict)
         self.name = model.name
+        self.source = source or model.name
         self.input_shape = model.input_shape  # a list for a model of several inputs: Classifier refuses it
         self.output_shape = model.output_shape
         # Input shapes compiled so far (JAX), batch padded: each the first time it is called for, never ahead.
@@ -46,8 +53,16 @@ class KerasNetwork:
         return frozenset(self._compiled_shapes)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
-        """inputs (N, ...) float32 -> outputs (N, ...) float32 NumPy."""
-        return self._forward(np.asarray(inputs, dtype=np.float32))
+        """inputs (N, ...) float32 -> outputs (N, ...) float32 NumPy.
+
+        Raises:
+            ModelFailureError: the outputs have another shape than declared, or are not finite numbers.
+        """
+        inputs = np.asarray(inputs, dtype=np.float32)
+        outputs = self._forward(inputs)
+        if isinstance(self.output_shape, tuple):  # one output (a model of several is refused by its users)
+            outputs = checked_outputs(outputs, len(inputs), self.output_shape, self.source)
+        return outputs
 
 
 def _padded_size(count: int) -> int:

@@ -3,7 +3,9 @@ file from `digitlab export`, or nothing (the latest finished run, else the reade
 
 `resolve_model_source` decides what a name means; the loaders below build the networks (network.py)
 and what the run's files tell about them: class names, settings, metrics, the line model. Keras is
-imported only for a Keras model; an ONNX file runs without Keras and JAX.
+imported only for a Keras model; an ONNX file runs without Keras and JAX. An ONNX file is untrusted
+input (model_checks.py): its metadata is checked, and it runs once on a test batch before it is
+returned, so that a model that cannot run is refused at load rather than on the first image.
 
     classifier = load_classifier("runs/<run>")    # or "runs/<run>/model.onnx", or None: the latest run or the bundled reader
     classifier = load_bundled_reader()           # the package's own reader (inference/bundled.py), files verified
@@ -16,11 +18,16 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from digitlab import runs
+from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_STEP
 from digitlab.errors import ModelError, RunFolderError
 from digitlab.inference import bundled
+from digitlab.inference.images import MNIST_SIZE
 from digitlab.inference.keras_network import KerasNetwork
 from digitlab.inference.line_reading import LineReader
+from digitlab.inference.model_checks import MODEL_ADVICE, TEST_BATCH
 from digitlab.inference.onnx_network import CLASSIFIER_KIND, LINE_MODEL_KIND, OnnxNetwork
 from digitlab.inference.predict import Classifier
 from digitlab.record import RunConfig, RunMetrics
@@ -112,7 +119,7 @@ def load_keras_classifier(path: str | Path, backend: str | None = None, line_mod
     """
     path = Path(path)
     _cache_what_loading_compiles(backend)
-    network = KerasNetwork(runs.load_model(path, backend=backend, compile=False))
+    network = KerasNetwork(runs.load_model(path, backend=backend, compile=False), source=str(path))
     run_dir = path if path.is_dir() else path.parent  # a .keras file: its run's files, if beside it
     run = runs.read_run(run_dir) if (run_dir / runs.CONFIG_FILE).is_file() else None
     run_config, run_metrics = (run.config, run.metrics) if run else (None, None)
@@ -130,7 +137,7 @@ def load_line_reader(run_dir: str | Path | None, backend: str | None = None) -> 
     if not path.is_file():
         return None
     _cache_what_loading_compiles(backend)
-    return LineReader(KerasNetwork(runs.load_model(path, backend=backend, compile=False)), path)
+    return LineReader(KerasNetwork(runs.load_model(path, backend=backend, compile=False), source=str(path)), path)
 
 
 def _cache_what_loading_compiles(backend: str | None) -> None:
@@ -150,7 +157,9 @@ def load_onnx_classifier(path: str | Path, line_model: bool = True) -> Classifie
     one (a reader run's) and `line_model` is True.
 
     Raises:
-        ModelError: not a digitlab classifier export, or its line model is not beside it.
+        ModelError: not a digitlab classifier export, its metadata is malformed, or its line model is not a
+            file beside it.
+        ModelFailureError: the model fails on a test batch, or gives outputs that are not numbers.
     """
     path = Path(path)
     network = OnnxNetwork(path)
@@ -192,11 +201,7 @@ def _onnx_classifier(network: OnnxNetwork, line_model_file: Path | None, source:
     if network.kind != CLASSIFIER_KIND:
         raise ModelError(f"{network.path} is a {network.kind}, not a classifier; give the classifier exported "
                          "beside it (model.onnx)")
-    config_values, metrics_values = network.run_config, network.run_metrics
-    config = RunConfig.from_dict(config_values, source=f"{network.path} (metadata)") if config_values else None
-    if config is not None:  # what runs the model now (`describe`, /api/model): not the backend it trained on
-        config = dataclasses.replace(config, backend="onnxruntime")
-    metrics = RunMetrics.from_dict(metrics_values, source=f"{network.path} (metadata)") if metrics_values else None
+    config, metrics = _run_record(network)
     line_reader = None
     if line_model_file is not None:
         line_network = OnnxNetwork(line_model_file)
@@ -204,5 +209,48 @@ def _onnx_classifier(network: OnnxNetwork, line_model_file: Path | None, source:
             raise ModelError(f"{line_model_file} is a {line_network.kind}, not a line model; give the line model "
                              "`digitlab export` wrote beside the classifier (line_model.onnx)")
         line_reader = LineReader(line_network, line_model_file)
-    return Classifier(network, network.class_names, source=source, run_config=config, run_metrics=metrics,
-                      line_reader=line_reader)
+    classifier = Classifier(network, network.class_names, source=source, run_config=config, run_metrics=metrics,
+                            line_reader=line_reader)
+    check_on_test_batch(classifier)
+    return classifier
+
+
+def check_on_test_batch(classifier: Classifier) -> None:
+    """Run the classifier, and its line model if it has one, once on TEST_BATCH blank inputs.
+
+    What a model file declares is not proof that it runs: a graph whose batch size is fixed inside, or
+    that asks for more memory than there is, fails only when it runs. Run here, it fails at load with the
+    file's name instead of on the first request.
+
+    Raises:
+        ModelFailureError: a network fails on the batch or gives outputs that are not numbers.
+    """
+    classifier.probabilities(np.zeros((TEST_BATCH, MNIST_SIZE, MNIST_SIZE), np.float32))  # (2, classes), checked
+    if classifier.line_reader is not None:
+        classifier.line_reader.read_strips([np.zeros((STRIP_HEIGHT, STRIP_STEP), np.float32)] * TEST_BATCH)
+
+
+def _run_record(network: OnnxNetwork) -> tuple[RunConfig | None, RunMetrics | None]:
+    """The run's config and metrics from an export's metadata, checked (None for what it lacks).
+
+    Raises:
+        ModelError: a value of the wrong kind anywhere in them.
+    """
+    config_values, metrics_values = network.run_config, network.run_metrics
+    source = f"{network.path} (metadata)"
+    try:
+        config = RunConfig.from_dict(config_values, source=source) if config_values else None
+        metrics = RunMetrics.from_dict(metrics_values, source=source) if metrics_values else None
+    except (RunFolderError, TypeError, ValueError, AttributeError, KeyError) as err:
+        raise ModelError(f"{network.path}: its metadata does not hold a digitlab run's settings and metrics "
+                         f"({str(err)[:300]}); {MODEL_ADVICE}") from err
+    if metrics is not None:
+        for field in dataclasses.fields(metrics):
+            value = getattr(metrics, field.name)
+            number = str(field.type) in ("float", "int", "float | None", "int | None")
+            if number and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ModelError(f"{network.path}: its metadata's run metrics hold {field.name} = {str(value)[:40]!r}, "
+                                 f"not a number; {MODEL_ADVICE}")
+    if config is not None:  # what runs the model now (`describe`, /api/model): not the backend it trained on
+        config = dataclasses.replace(config, backend="onnxruntime")
+    return config, metrics

@@ -3,6 +3,8 @@
 
 What a run folder's config.json tells (class names, the run's settings and metrics) comes from the
 file's metadata, so one `.onnx` file is all a server needs; `loading.py` turns it into a `Classifier`.
+The file is untrusted input (model_checks.py): its metadata is read defensively, a line model it names
+must be a bare file name beside it, its batch axis must be free, and every run's outputs are checked.
 
     network = OnnxNetwork("runs/<run>/model.onnx")
     network.class_names, network.input_shape   # ['0', ..., '9'], (None, 784)
@@ -11,13 +13,20 @@ file's metadata, so one `.onnx` file is all a server needs; `loading.py` turns i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from digitlab.errors import ModelError
+from digitlab.inference.model_checks import (
+    check_free_batch,
+    checked_outputs,
+    class_names_from,
+    metadata_json,
+    run_failure,
+    sibling_file,
+)
 
 # What the metadata calls the two kinds of file `digitlab export` writes.
 CLASSIFIER_KIND = "classifier"
@@ -29,7 +38,8 @@ class OnnxNetwork:
 
     def __init__(self, path: str | Path) -> None:
         """Raises:
-            ModelError: the file is missing, is not an ONNX model, or ONNX Runtime is not installed.
+            ModelError: the file is missing, is not an ONNX model, ONNX Runtime is not installed, or the
+                model does not have one input and one output, each with a free batch axis.
         """
         path = Path(path)
         try:
@@ -61,45 +71,62 @@ class OnnxNetwork:
         self._input_name = inputs[0].name
         self.input_shape = _shape(inputs[0].shape)
         self.output_shape = _shape(outputs[0].shape)
+        check_free_batch(self.input_shape, path, "input")
+        check_free_batch(self.output_shape, path, "output")
 
     def __repr__(self) -> str:
         return f"OnnxNetwork({str(self.path)!r})"
 
     @property
     def kind(self) -> str:
-        """CLASSIFIER_KIND or LINE_MODEL_KIND (exports older than the metadata's "digitlab.kind": a classifier)."""
-        return self.metadata.get("digitlab.kind", CLASSIFIER_KIND)
+        """CLASSIFIER_KIND or LINE_MODEL_KIND (exports older than the metadata's "digitlab.kind": a classifier).
+
+        Raises:
+            ModelError: the metadata names another kind.
+        """
+        kind = self.metadata.get("digitlab.kind", CLASSIFIER_KIND)
+        if kind not in (CLASSIFIER_KIND, LINE_MODEL_KIND):
+            raise ModelError(f"{self.path}: its metadata 'digitlab.kind' is {kind[:80]!r}, neither "
+                             f"{CLASSIFIER_KIND!r} nor {LINE_MODEL_KIND!r}; export the run again (`digitlab export RUN`)")
+        return kind
 
     @property
     def class_names(self) -> list[str] | None:
-        return self._json("digitlab.class_names")
+        key = "digitlab.class_names"
+        return class_names_from(metadata_json(self.metadata.get(key), key, list, self.path), key, self.path)
 
     @property
     def run_config(self) -> dict[str, Any] | None:
-        return self._json("digitlab.run_config")
+        return metadata_json(self.metadata.get("digitlab.run_config"), "digitlab.run_config", dict, self.path)
 
     @property
     def run_metrics(self) -> dict[str, Any] | None:
-        return self._json("digitlab.run_metrics")
+        return metadata_json(self.metadata.get("digitlab.run_metrics"), "digitlab.run_metrics", dict, self.path)
 
     @property
     def line_model_file(self) -> Path | None:
-        """The exported line model beside this classifier, for a reader run's export (else None)."""
-        name = self.metadata.get("digitlab.line_model")
-        return self.path.parent / name if name else None
+        """The exported line model beside this classifier, for a reader run's export (else None).
+
+        Raises:
+            ModelError: the metadata names anything but a bare .onnx file name (no folder, no `..`).
+        """
+        key = "digitlab.line_model"
+        name = self.metadata.get(key)
+        return sibling_file(name, self.path, key) if name else None
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
-        """inputs (N, ...) float32 -> outputs (N, ...) float32 NumPy."""
-        return self._session.run(None, {self._input_name: np.asarray(inputs, dtype=np.float32)})[0]
+        """inputs (N, ...) float32 -> outputs (N, ...) float32 NumPy, checked (model_checks.checked_outputs).
 
-    def _json(self, key: str):
-        text = self.metadata.get(key)
-        if not text:
-            return None
+        Raises:
+            ModelFailureError: ONNX Runtime failed running the model (a shape it cannot take, memory it cannot
+                have), or the outputs have another shape than declared or are not finite numbers.
+        """
+        inputs = np.asarray(inputs, dtype=np.float32)
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ModelError(f"{self.path}: its metadata {key!r} is not JSON ({err}); export the run again") from err
+            outputs = self._session.run(None, {self._input_name: inputs})[0]
+        except Exception as err:  # ONNX Runtime's InvalidArgument, RuntimeException, Fail, ...; MemoryError
+            raise run_failure(self.path, len(inputs), inputs.shape, err) from err
+        return checked_outputs(outputs, len(inputs), self.output_shape, self.path)
 
 
 def _shape(dimensions) -> tuple[int | None, ...]:

@@ -19,6 +19,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from digitlab.data.catalog import NOT_A_DIGIT
+from digitlab.errors import ModelFailureError
 
 # Reasons for refusing: NOT_A_DIGIT (the extra class of a model trained to refuse, and a reason) and:
 SEVERAL_DIGITS = "several digits"
@@ -99,11 +100,17 @@ def decide(probabilities: np.ndarray, prepared: np.ndarray, class_names,
             other data sets (Fashion-MNIST), where only the threshold and the extra class refuse.
         digit_evidence: (N,) a line model's second opinion (`LineReader.digit_evidence`), or None: a
             digit with less evidence than DIGIT_EVIDENCE_LEVEL is "not a digit".
+
+    Raises:
+        ModelFailureError: a probability is NaN or infinite (NaN would pass every threshold and name class 0).
     """
     import numpy as np
 
     min_confidence = check_min_confidence(min_confidence)
     probabilities = np.asarray(probabilities, dtype=np.float32)
+    if not np.isfinite(probabilities).all() or (digit_evidence is not None and not np.isfinite(digit_evidence).all()):
+        raise ModelFailureError("the model gave probabilities that are not numbers (NaN or infinite); its weights "
+                                "or its graph are broken: train or export it again, or use another model")
     refuse_index = refusal_class(class_names)
     candidates = probabilities.copy()
     if refuse_index is not None:

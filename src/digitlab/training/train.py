@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import runs
+from digitlab import runs, storage
 from digitlab.backend import (
     enable_compilation_cache,
     import_keras,
@@ -135,9 +135,9 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
     if distribution.strategy:
         distributed.setup(distribution)
 
-    run_path = None
-    if distribution.writes_run:
-        run_path = runs.create_run_dir(run_dir, config.short_name(), runs_root)
+    # This process alone writes the folder until the run is saved: a second train on it is refused.
+    claim = runs.claim_run_dir(run_dir, config.short_name(), runs_root) if distribution.writes_run else None
+    run_path = claim.path if claim else None
     try:
         if run_path:
             run_config = _run_config(config, backend_name, data, keras, distribution)
@@ -145,12 +145,15 @@ def train(config: TrainingConfig | None = None, run_dir: str | Path | None = Non
         return _train_and_save(keras, config, backend_name, data, distribution, run_path, fit_loop,
                                callbacks, verbose, import_seconds)
     except BaseException as err:
-        if run_path:
-            runs.remove_failed_run(run_path)  # a run that crashed leaves nothing half-written
+        if claim:
+            claim.abandon()  # a run that crashed leaves nothing half-written
         if "RESOURCE_EXHAUSTED" in str(err):  # XLA could not allocate: activations, not weights (see _check_memory)
             raise ConfigError(f"training ran out of memory ({str(err).splitlines()[0][:200]}); use a smaller "
                               "--batch-size or a smaller network") from err
         raise
+    finally:
+        if claim:
+            claim.release()
 
 
 def _check_request(config: TrainingConfig, fit_loop: str, distribution: DistributionSettings,
@@ -292,7 +295,8 @@ def _train_and_save(keras, config: TrainingConfig, backend_name: str, data: _Pre
     if run_path:
         runs.write_history(run_path / runs.HISTORY_FILE, outcome.recorder.history)
         if not diverged:
-            model.save(run_path / runs.MODEL_FILE)
+            with storage.atomic_path(run_path / runs.MODEL_FILE) as partial:  # never half a model under its name
+                model.save(partial)
         runs.write_json(run_path / runs.METRICS_FILE, metrics.to_dict())  # last: its presence marks a complete run
     return TrainingResult(run_path, metrics, outcome.recorder.history)
 

@@ -69,6 +69,50 @@ class ReadingAnswer(BaseModel):
                                           "probability (0 when nothing was read).", examples=[0.93])
 
 
+class LookedDigitAnswer(ReadDigitAnswer):
+    confidence_text: str = Field(description="This digit's probability as people read it (whole percents, never "
+                                             "100% or 0% for what is not certain).", examples=["97%", ">99%"])
+
+
+class LookedReadingAnswer(ReadingAnswer):
+    digits: list[LookedDigitAnswer] = Field(description="Each digit read with its box, left to right.")
+    confidence_text: str = Field(description="`confidence` as people read it.", examples=["93%"])
+
+
+class SeenAnswer(BaseModel):
+    kind: str = Field(description="`digit`: the classifier's 28x28 input; `line`: the line model's strip (a number "
+                                  "read by a reader's line model); `digits`: each digit framed like MNIST, side by "
+                                  "side (a number read by cutting the line).", examples=["line"])
+    pixels: list[list[float]] = Field(description="The image, values in [0, 1], light ink on black (rows of "
+                                                  "columns).")
+    boxes: list[list[int]] = Field(description="A box [x0, y0, x1, y1] in these pixels around each digit read, "
+                                               "left to right; empty for one digit.")
+
+
+class LookAnswer(BaseModel):
+    kind: str = Field(description="What is on the image: `digit` (one digit), `number` (several digits, read as "
+                                  "one number), `not a digit`, or `unsure` (a digit, but less probable than "
+                                  "`min_confidence`).", examples=["number"])
+    text: str = Field(description="The digit's name or the number read; empty unless `kind` is `digit` or "
+                                  "`number`.", examples=["38"])
+    confidence: float = Field(description="How sure: the digit's probability, the number's (the product of its "
+                                          "digits'), or for a refusal the best digit's.", examples=[0.998])
+    confidence_text: str = Field(description="`confidence` as people read it: whole percents, never 100% or 0% for "
+                                             "what is not certain.", examples=[">99%"])
+    reason: str | None = Field(description="Why nothing is named (`not a digit`, `several digits`: marks that are "
+                                           "not one digit and hold no number, `unsure`); null otherwise.")
+    digit: int | None = Field(description="The image taken as one digit (as `/api/predict` answers): the digit "
+                                           "named, or null.")
+    label: str | None = Field(description="That digit's class name; null when `digit` is.")
+    probabilities: list[float] = Field(description="The image taken as one digit: one probability per class.")
+    probability_texts: list[str] = Field(description="`probabilities` as people read them.")
+    boxes: list[LookedDigitAnswer] = Field(description="The digits to box on the image sent (its pixels): the "
+                                                       "number's, the one digit's, none for a refusal.")
+    reading: LookedReadingAnswer = Field(description="The image read as a number (as `/api/read` answers), "
+                                                     "whatever `kind` is.")
+    seen: SeenAnswer = Field(description="What the network whose answer this is was shown.")
+
+
 class HealthAnswer(BaseModel):
     status: str = Field(description="Always `ok` while the server answers.", examples=["ok"])
     model: str = Field(description="The name of the model served (its run folder's name).")
@@ -79,7 +123,8 @@ class ErrorAnswer(BaseModel):
     error: str = Field(description="What is wrong and what to do.")
     code: str = Field(description="A short machine-readable kind: no_ink, bad_image, bad_json, bad_pixels, "
                                   "not_one_line, bad_min_confidence, no_image, bad_multipart, bad_request, "
-                                  "bad_host, too_slow, too_large, not_found, method_not_allowed, internal.")
+                                  "bad_host, too_slow, too_large, not_found, method_not_allowed, model_failed (500: the "
+                                  "model served gave non-numbers or failed; not the request's fault), internal.")
 
 
 PIXELS_EXAMPLE = {"pixels": [[0] * 28 for _ in range(10)] + [[0] * 13 + [255, 255] + [0] * 13 for _ in range(12)]
@@ -175,4 +220,28 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
                   {"digit": 2, "box": [122, 50, 198, 178],
                    "probabilities": [0.0, 0.01, 0.97, 0.01, 0.0, 0.0, 0.0, 0.01, 0.0, 0.0]}]}},
               "nothing read": {"value": {"text": "", "digits": [], "confidence": 0.0}}}}}},
+}
+# /api/look: the requests and errors of /api/predict (a blank image is `no_ink`); one answer of three kinds.
+LOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PREDICT_RESPONSES,
+    200: {"description": "One digit, a number, or neither, with what the network saw (`seen`: `pixels` left out in "
+                         "these examples).",
+          "content": {"application/json": {"examples": {
+              "a number": {"value": {
+                  "kind": "number", "text": "38", "confidence": 0.998, "confidence_text": ">99%", "reason": None,
+                  "digit": 8, "label": "8", "probabilities": [0.0, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.69, 0.01],
+                  "probability_texts": ["0%", "0%", "0%", "30%", "0%", "0%", "0%", "0%", "69%", "1%"],
+                  "boxes": [{"digit": 3, "box": [34, 52, 86, 168], "confidence_text": ">99%",
+                             "probabilities": [0.0, 0.0, 0.0, 0.999, 0.0, 0.0, 0.0, 0.0, 0.001, 0.0]},
+                            {"digit": 8, "box": [84, 52, 158, 166], "confidence_text": ">99%",
+                             "probabilities": [0.0, 0.0, 0.0, 0.001, 0.0, 0.0, 0.0, 0.0, 0.999, 0.0]}],
+                  "reading": {"text": "38", "confidence": 0.998, "confidence_text": ">99%", "digits": []},
+                  "seen": {"kind": "line", "pixels": [], "boxes": [[2, 2, 16, 22], [14, 2, 34, 22]]}}},
+              "not a digit": {"value": {
+                  "kind": "not a digit", "text": "", "confidence": 0.08, "confidence_text": "8%",
+                  "reason": "not a digit", "digit": None, "label": None,
+                  "probabilities": [0.08, 0.01, 0.01, 0.0, 0.0, 0.01, 0.02, 0.0, 0.03, 0.01, 0.83],
+                  "probability_texts": ["8%", "1%", "1%", "0%", "0%", "1%", "2%", "0%", "3%", "1%", "83%"],
+                  "boxes": [], "reading": {"text": "", "confidence": 0.0, "confidence_text": "0%", "digits": []},
+                  "seen": {"kind": "digit", "pixels": [], "boxes": []}}}}}}},
 }

@@ -43,20 +43,32 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from digitlab import __version__
-from digitlab.inference.images import MNIST_SIZE
+from digitlab.errors import ModelError
+from digitlab.inference.images import BATCH_MAX_PIXELS, MNIST_SIZE
 from digitlab.web.answers import (
     HOST_RESPONSES,
     IMAGE_REQUEST_BODY,
+    LOOK_RESPONSES,
     MIN_CONFIDENCE_PARAMETERS,
     PREDICT_RESPONSES,
     READ_RESPONSES,
     HealthAnswer,
+    LookAnswer,
     PredictionAnswer,
     ReadingAnswer,
     RequestError,
 )
 from digitlab.web.batching import MAX_BATCH_SIZE, Batcher
-from digitlab.web.classify import IMAGE, JSON, classify_batch, classify_one, min_confidence_from, read_one
+from digitlab.web.classify import (
+    IMAGE,
+    JSON,
+    check_image_memory,
+    classify_batch,
+    classify_one,
+    look_one,
+    min_confidence_from,
+    read_one,
+)
 from digitlab.web.guards import AllowedHosts, BodyGuard, HostGuard
 
 # Request bodies larger than this are refused with 413 before they are read (Content-Length) or as
@@ -116,9 +128,16 @@ class BatchedClassifier:
 
     async def classify(self, kind: str, data, size: int, min_confidence: float) -> bytes:
         """The answer for one payload (see `classify.py`); raises its RequestError."""
-        if size <= BATCHED_BODY_BYTES and self.batcher is not None:
+        # A small file may hold a large picture: that goes to the threads too, never holding up a batch.
+        if (size <= BATCHED_BODY_BYTES and self.batcher is not None
+                and (kind == JSON or check_image_memory(data) <= BATCH_MAX_PIXELS)):
             return await self.batcher.submit((kind, data, min_confidence))
         return await anyio.to_thread.run_sync(classify_one, self.classifier, kind, data, min_confidence,
+                                              limiter=self._limiter())
+
+    async def look(self, kind: str, data, min_confidence: float) -> bytes:
+        """One digit, a number or neither in one payload (see `classify.look_one`); raises its RequestError."""
+        return await anyio.to_thread.run_sync(look_one, self.classifier, kind, data, min_confidence,
                                               limiter=self._limiter())
 
     async def read(self, kind: str, data, min_confidence: float) -> bytes:
@@ -203,6 +222,14 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "the client left before its request body arrived", "code": "client_left"},
                             status_code=400)
 
+    @app.exception_handler(ModelError)
+    async def model_failed(_request: Request, error: ModelError) -> JSONResponse:
+        # The model served failed on this request (outputs that are not numbers, a run-time error): the
+        # server's fault, never the image's. One line in the log; the server keeps running.
+        log.error("the model failed on a request: %s", error)
+        return JSONResponse({"error": f"the model this server runs is broken, not the image: {error}",
+                             "code": "model_failed"}, status_code=500)
+
     @app.exception_handler(Exception)
     async def unexpected_error(_request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error while answering a request")
@@ -275,6 +302,19 @@ def _add_api(app: FastAPI, predictor: BatchedClassifier, description: dict[str, 
     async def predict(request: Request) -> Response:
         kind, data, size, min_confidence = await _payload(request, max_body_bytes)
         return Response(await predictor.classify(kind, data, size, min_confidence), media_type="application/json")
+
+    @app.post("/api/look", summary="What is on an image: one digit, a number, or neither (what the drawing page "
+                                   "asks).",
+              description="One answer from both networks: the image taken as one digit (`/api/predict`) and read as "
+                          "a number (`/api/read`). Several digits read with more confidence than the one digit make a "
+                          "`number` (touching digits, which look like no one digit); else a digit named makes a "
+                          "`digit`; else `not a digit` or `unsure`. With what the network was shown (`seen`) and "
+                          "every probability also as text.",
+              response_model=LookAnswer, responses=LOOK_RESPONSES,
+              openapi_extra={"requestBody": IMAGE_REQUEST_BODY, "parameters": MIN_CONFIDENCE_PARAMETERS})
+    async def look(request: Request) -> Response:
+        kind, data, _, min_confidence = await _payload(request, max_body_bytes)
+        return Response(await predictor.look(kind, data, min_confidence), media_type="application/json")
 
     @app.post("/api/read", summary="Read a number (a line of digits): an image upload, image bytes or JSON pixels.",
               description="The digits read left to right (`text`), each with its box in the image's pixels and "

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from digitlab.errors import ImageError
-from digitlab.inference.images import MNIST_SIZE, prepare_image_batch, read_image
+from digitlab.errors import ImageError, ModelError
+from digitlab.inference.images import JPEG_DRAFT_SIZE, MNIST_SIZE, prepare_image_batch, read_image
+from digitlab.inference.looking import look
 from digitlab.inference.reading import read_number
 from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE, SEVERAL_DIGITS, check_min_confidence
 from digitlab.web.answers import SEVERAL_DIGITS_HINT, RequestError
@@ -29,6 +30,19 @@ from digitlab.web.answers import SEVERAL_DIGITS_HINT, RequestError
 IMAGE, JSON = "image", "json"
 
 log = logging.getLogger("digitlab.web")
+
+# The most memory preparing one image may take, estimated from its header before any pixel is decoded
+# (`check_image_memory`); larger ones get 422. Bytes, not pixels: a 108 KB 16-bit PNG of 7000x7000
+# pixels takes 880 MB to prepare, an 8-bit one of the same size 64 MB. Per worker, up to IMAGE_THREADS
+# images (web/app.py) and one batch are prepared at once.
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+# Peak memory that preparing an image takes per pixel, by the mode Pillow decodes it to: the decoded
+# pixels, their grayscale and float copies (measured by benchmarks/image_memory.py on 3000x3000 images).
+BYTES_PER_PIXEL = {"1": 2, "L": 2, "P": 2, "RGB": 5, "YCbCr": 5, "LAB": 5, "HSV": 5, "CMYK": 9, "RGBX": 9,
+                   "LA": 17, "La": 17, "PA": 17, "RGBA": 17, "RGBa": 17, "I;16": 18, "I;16L": 18, "I;16B": 18,
+                   "I;16N": 18, "I": 20, "F": 20}
+# Modes not in the table (rare ones) are costed as the dearest.
+DEFAULT_BYTES_PER_PIXEL = 20
 
 
 def min_confidence_from(text: str | None) -> float:
@@ -51,38 +65,113 @@ def classify_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MI
     return outcome
 
 
-def classify_batch(classifier, payloads: Sequence[tuple[str, Any, float]]) -> list:
+def classify_batch(classifier, payloads: Sequence[tuple[str, Any, float]], max_image_bytes: int = MAX_IMAGE_BYTES) -> list:
     """Prepare and classify several images at once: per payload, the answer as JSON bytes or the
-    RequestError to answer with. Each image is prepared exactly as alone; one model call for all."""
+    RequestError to answer with. Each image is prepared exactly as alone; one model call for all.
+
+    One payload's failure, whatever it is, is that payload's outcome only: a bad body or image is its
+    RequestError; should the model or an answer fail on the batch, each image is tried alone, so
+    that only the one it fails on gets the error."""
     outcomes: list = [None] * len(payloads)
     sources, positions = [], []
     for position, (kind, data, _) in enumerate(payloads):
         try:
-            sources.append(_pixels_from_json(data) if kind == JSON else data)
+            if kind == JSON:
+                sources.append(_pixels_from_json(data))
+            else:
+                check_image_memory(data, max_image_bytes)
+                sources.append(data)
             positions.append(position)
-        except RequestError as err:
-            outcomes[position] = err
+        except Exception as err:  # noqa: BLE001  (the client's body: its own error, never the batch's)
+            outcomes[position] = _request_error(err)
     prepared, prepared_positions = [], []
-    for position, outcome in zip(positions, prepare_image_batch(sources), strict=True):
+    for position, outcome in zip(positions, _prepare_each(sources), strict=True):
         if isinstance(outcome, BaseException):
             outcomes[position] = _image_error(outcome)
         else:
             prepared.append(outcome)
             prepared_positions.append(position)
     if prepared:
-        images = np.stack(prepared)  # (images, 28, 28)
-        probabilities = classifier.probabilities(images)  # (images, classes)
-        thresholds = np.array([payloads[position][2] for position in prepared_positions])
-        decisions: list = [None] * len(prepared)
-        # One `decide` per threshold asked for (nearly always one for the whole batch).
-        for threshold in np.unique(thresholds):
-            rows = np.flatnonzero(thresholds == threshold)
-            for row, decision in zip(rows, classifier.decide(probabilities[rows], images[rows], float(threshold)),
-                                     strict=True):
-                decisions[row] = decision
-        for row, position in enumerate(prepared_positions):
-            outcomes[position] = _answer(classifier, images[row], probabilities[row], decisions[row])
+        try:
+            answers = _classify_prepared(classifier, prepared, [payloads[position][2] for position in prepared_positions])
+        except Exception:  # noqa: BLE001  (find the image it fails on: each alone)
+            if len(prepared) == 1:
+                raise
+            log.warning("classifying a batch of %d failed; classifying each image alone", len(prepared), exc_info=True)
+            answers = []
+            for image, position in zip(prepared, prepared_positions, strict=True):
+                try:
+                    answers.extend(_classify_prepared(classifier, [image], [payloads[position][2]]))
+                except Exception as err:  # noqa: BLE001  (this request's failure, answered as such)
+                    answers.append(err)
+        for position, answer in zip(prepared_positions, answers, strict=True):
+            outcomes[position] = answer
     return outcomes
+
+
+def _prepare_each(sources: list) -> list:
+    """`prepare_image_batch`, or each source alone should the batch fail as a whole."""
+    try:
+        return prepare_image_batch(sources)
+    except Exception:  # noqa: BLE001
+        if len(sources) == 1:
+            raise
+        log.warning("preparing a batch of %d images failed; preparing each alone", len(sources), exc_info=True)
+        outcomes = []
+        for source in sources:
+            if hasattr(source, "seek"):
+                source.seek(0)
+            try:
+                outcomes.extend(prepare_image_batch([source]))
+            except Exception as err:  # noqa: BLE001
+                outcomes.append(err)
+        return outcomes
+
+
+def _classify_prepared(classifier, prepared: list, thresholds: list[float]) -> list[bytes]:
+    """The answers for prepared (28, 28) images, each decided with its own threshold; one model call."""
+    images = np.stack(prepared)  # (images, 28, 28)
+    probabilities = classifier.probabilities(images)  # (images, classes)
+    thresholds = np.array(thresholds)
+    decisions: list = [None] * len(prepared)
+    # One `decide` per threshold asked for (nearly always one for the whole batch).
+    for threshold in np.unique(thresholds):
+        rows = np.flatnonzero(thresholds == threshold)
+        for row, decision in zip(rows, classifier.decide(probabilities[rows], images[rows], float(threshold)),
+                                 strict=True):
+            decisions[row] = decision
+    return [_answer(classifier, images[row], probabilities[row], decisions[row]) for row in range(len(prepared))]
+
+
+def check_image_memory(data, max_bytes: int = MAX_IMAGE_BYTES) -> int:
+    """Refuse an image whose preparing would take more than `max_bytes` of memory, from its header
+    alone (size and mode; a large JPEG as decoded at reduced scale): RequestError (422). Returns its
+    pixel count (0 when it is no image Pillow knows: decoding it says what is wrong)."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is applied just below
+            with Image.open(data) as header:  # the header only: no pixel decoded
+                width, height = header.size
+                if header.format == "JPEG" and header.mode in ("L", "RGB", "CMYK", "YCbCr"):
+                    header.draft("L", (JPEG_DRAFT_SIZE, JPEG_DRAFT_SIZE))  # as read_image decodes it
+                pixels = header.size[0] * header.size[1]
+                mode = "RGBA" if "transparency" in header.info else header.mode  # composited on white
+                turned = header.getexif().get(0x0112, 1) != 1  # a turned copy is made
+    except Exception:  # noqa: BLE001  (not an image: decoding it says so, naming the file)
+        return 0
+    finally:
+        if hasattr(data, "seek"):
+            data.seek(0)
+    estimated = pixels * (BYTES_PER_PIXEL.get(mode, DEFAULT_BYTES_PER_PIXEL) + (4 if turned else 0))
+    if estimated > max_bytes:
+        raise RequestError(422, f"the image ({width}x{height}, mode {mode}) would take about "
+                                f"{estimated / 2**20:,.0f} MB of memory to prepare, over this server's limit of "
+                                f"{max_bytes / 2**20:,.0f} MB; send a smaller image or an 8-bit one", "bad_image")
+    return pixels
 
 
 def read_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bytes:
@@ -92,7 +181,7 @@ def read_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CO
     try:
         source, scale = (_pixels_from_json(data), (1.0, 1.0)) if kind == JSON else _decoded(data)
         reading = read_number(classifier, source, min_confidence=min_confidence)
-    except RequestError:
+    except (RequestError, ModelError):  # a ModelError is the model's failure, never the image's (500)
         raise
     except Exception as err:  # noqa: BLE001  (the client's image, as in `prepare_image_batch`)
         if not isinstance(err, (ImageError, MemoryError)):
@@ -107,14 +196,35 @@ def read_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CO
     return orjson.dumps(answer)
 
 
+def look_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bytes:
+    """What is in one payload, one digit, a number or neither (`looking.look`), as JSON bytes; its
+    RequestError raised. The boxes are in the pixels of the image sent (for JSON pixels: of the 28x28 grid)."""
+    try:
+        source, scale = (_pixels_from_json(data), (1.0, 1.0)) if kind == JSON else _decoded(data)
+        answer = look(classifier, source, min_confidence=min_confidence).to_dict(classifier.class_names)
+    except (RequestError, ModelError):  # a ModelError is the model's failure, never the image's (500)
+        raise
+    except Exception as err:  # noqa: BLE001  (the client's image, as in `prepare_image_batch`)
+        if not isinstance(err, (ImageError, MemoryError)):
+            log.warning("looking at an image failed unexpectedly", exc_info=err)
+        raise _image_error(err) from err
+    if scale != (1.0, 1.0):
+        for digit in [*answer["boxes"], *answer["reading"]["digits"]]:
+            left, top, right, bottom = digit["box"]
+            digit["box"] = [math.floor(left * scale[0]), math.floor(top * scale[1]),
+                            math.ceil(right * scale[0]), math.ceil(bottom * scale[1])]
+    return orjson.dumps(answer)
+
+
 def _decoded(data) -> tuple[Any, tuple[float, float]]:
     """The image as `read_image` decodes it (a large JPEG at a reduced scale, turned upright by its EXIF
     orientation), and the file's pixels per decoded pixel across and down: what turns boxes in the
-    decoded picture into boxes in the image the client sent."""
+    decoded picture into boxes in the image the client sent. RequestError if it is too large to prepare."""
     import warnings
 
     from PIL import Image
 
+    check_image_memory(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # read_image refuses those itself
@@ -147,6 +257,15 @@ def _answer(classifier, prepared: np.ndarray, probabilities: np.ndarray, decisio
     return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
+def _request_error(error: BaseException) -> RequestError:
+    """Whatever reading a request's body raised -> its RequestError (unforeseen ones logged, answered 400)."""
+    if isinstance(error, RequestError):
+        return error
+    log.warning("reading a request body failed unexpectedly", exc_info=error)
+    return RequestError(400, f"the request body cannot be read ({type(error).__name__}: {str(error)[:200]})",
+                        "bad_request")
+
+
 def _image_error(error: BaseException) -> RequestError:
     """What `prepare_image` raised for a client's image -> the RequestError to answer with (422)."""
     if isinstance(error, ImageError):
@@ -166,6 +285,9 @@ def _pixels_from_json(body: bytes) -> np.ndarray:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RequestError(400, f"the body is not valid JSON ({err}); send {{\"pixels\": [[...28 numbers "
                                 "0-255...] x 28]}", "bad_json") from err
+    except ValueError as err:  # an integer of thousands of digits (Python's int-string limit), say
+        raise RequestError(422, f"the JSON holds a value Python cannot read ({str(err)[:120]}); send "
+                                "{\"pixels\": [[...28 numbers 0-255...] x 28]}", "bad_pixels") from err
     except RecursionError as err:  # thousands of nested brackets
         raise RequestError(400, "the JSON is nested too deeply; send {\"pixels\": [[...28 numbers 0-255...] x 28]}",
                            "bad_json") from err
