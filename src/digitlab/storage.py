@@ -30,6 +30,8 @@ from digitlab.errors import OutputFolderError, StorageError
 # Mode of a new file (mkstemp makes them private; digitlab's outputs are ordinary files). A file
 # that is replaced keeps its own mode.
 NEW_FILE_MODE = 0o644
+# What a FIFO, device or socket named as an input file is told.
+NOT_REGULAR = "not a regular file (a FIFO, device or socket)"
 # How many file names an error about existing files names before it says how many more there are.
 NAMED_IN_ERRORS = 5
 
@@ -140,6 +142,30 @@ def replace_atomic(written: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(written, path)
     with contextlib.suppress(OSError):
         _sync_folder(Path(path).parent)
+
+
+def open_regular_file(path: str | os.PathLike):
+    """Open a file for reading (binary) only if it is a regular file, without waiting on a FIFO.
+
+    The file is opened without blocking, then looked at through its descriptor (no check-then-open race):
+    a FIFO would wait forever for a writer, a device may never end.
+
+    Raises:
+        OSError: it cannot be opened (missing, no permission, a folder), or is not a regular file
+            (errno EINVAL, "not a regular file (a FIFO, device or socket)").
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def _sync_file(path: Path) -> None:

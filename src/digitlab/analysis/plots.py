@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab import storage
 from digitlab.analysis.formatting import format_value
 from digitlab.record import RunMetrics
 
@@ -48,9 +49,14 @@ def _new_figure(width: float, height: float):
 
 
 def _save(figure, path: Path) -> Path:
+    """Write the figure as a PNG through the atomic writer: a full disk never leaves half a picture."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", facecolor="white")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise storage.write_error(err, path, "create the folder of") from err
+    with storage.atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", facecolor="white")
     return path
 
 

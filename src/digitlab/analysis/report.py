@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import runs
+from digitlab import runs, storage
 from digitlab.analysis import plots
 from digitlab.analysis.evaluate import Evaluation, confident_mistakes, predict_probabilities, summarize
 from digitlab.analysis.formatting import format_value
@@ -66,6 +66,7 @@ def write_report(run_dir: str | Path, data_root: str | Path | None = None, backe
     run = runs.read_run(run_dir)
     if run.metrics is None:
         raise RunFolderError(f"{run_dir / runs.METRICS_FILE} is missing: {run_dir} is not a complete digitlab run")
+    storage.check_writable_folder(run_dir, "the run folder")  # before the model runs on the test set
     model = runs.load_model(run_dir, backend=backend)
     _, (test_images, test_labels) = datasets.load(run.config.training.dataset, root=data_root)
     try:
@@ -79,7 +80,7 @@ def write_report(run_dir: str | Path, data_root: str | Path | None = None, backe
     error_count = int((probabilities.argmax(axis=1) != labels).sum())
     page = _render_html(run, evaluation, _model_summary(model), mistake_count, error_count)
     path = run_dir / REPORT_FILE
-    runs.write_text_atomic(path, page)
+    storage.write_text_atomic(path, page)
     return path
 
 

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import typer
 
-from digitlab.cli.output import EXIT_FAILED, console, error_console
+from digitlab.cli.output import (
+    EXIT_FAILED,
+    console,
+    error_console,
+    failed_summary,
+    json_safe,
+    print_file_error,
+    printable,
+)
 from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE, NOT_A_DIGIT
 
 
@@ -24,7 +32,10 @@ def predict(
     min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, min=0.0, max=1.0, help="Name a digit only when "
                                          "its probability is at least this; else the answer is 'unsure'."),
     save_preprocessed: Path | None = typer.Option(None, help="Write the 28x28 image the network saw, per "
-                                                     "input, into this folder (PNG)."),
+                                                     "input, into this folder (PNG; never over an input image, "
+                                                     "nor over existing files without --overwrite)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-preprocessed replace files already in "
+                                   "its folder (never an input image)."),
     workers: int | None = typer.Option(None, min=1, help="Processes reading images in parallel. Default: "
                                           "one per core for many images."),
     backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
@@ -39,6 +50,7 @@ def predict(
     from digitlab.inference.preparer import ImagePreparer
 
     paths = _image_paths(inputs)
+    outputs = _output_folder(save_preprocessed, paths, overwrite, "--save-preprocessed")  # checked before any work
     # Workers pay off from a few dozen images; started before Keras is imported, they fork quickly
     # and start while the model loads.
     count = workers if workers is not None else (available_cores() if len(paths) >= 64 else 1)
@@ -47,22 +59,20 @@ def predict(
     try:
         # With its line model: a reader's second opinion on every digit named (rejection.DIGIT_EVIDENCE_LEVEL).
         classifier = load_classifier(model, backend=backend, notice=_notice)
-        results = classifier.classify_files(paths, preparer=preparer, save_preprocessed=save_preprocessed,
+        results = classifier.classify_files(paths, preparer=preparer, save_preprocessed=outputs,
                                             min_confidence=min_confidence)
         for result in results:
             if as_json:
-                print(json.dumps(result.to_dict()), flush=True)
+                print(json.dumps(json_safe(result.to_dict())), flush=True)
             elif result.ok:
                 ranked = result.top(top)
                 names = classifier.class_names
                 listed = " | ".join(f"{_label(names, index)} {probability:.1%}" for index, probability in ranked)
                 answer = f"{_label(names, result.digit)} ({ranked[0][1]:.1%})" if result.digit is not None else \
                     f"no digit: {result.reason}"
-                print(f"{result.path}: {answer}  {listed}", flush=True)
+                print(f"{printable(str(result.path))}: {answer}  {listed}", flush=True)
             else:
-                from rich.markup import escape
-
-                error_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
+                print_file_error(result.error)
             if not result.ok:
                 failed.append(str(result.path))
     finally:
@@ -80,29 +90,31 @@ def read(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, text, digits (digit, box, "
                                  "probabilities), confidence (or path, error)."),
     save_annotated: Path | None = typer.Option(None, help="Write each image with its digits' boxes drawn into this "
-                                                  "folder (PNG)."),
+                                                  "folder (PNG; never over an input image, nor over existing "
+                                                  "files without --overwrite)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-annotated replace files already in its "
+                                   "folder (never an input image)."),
     min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, min=0.0, max=1.0, help="Leave out digits read "
                                          "with less probability than this."),
     backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
 ) -> None:
     """Read whole numbers: one line of handwritten digits per image; exit status 1 if any file failed."""
-    from rich.markup import escape
-
     from digitlab.inference.loading import load_classifier
     from digitlab.inference.read_files import read_files
 
     paths = _image_paths(inputs)
+    outputs = _output_folder(save_annotated, paths, overwrite, "--save-annotated")  # checked before any work
     classifier = load_classifier(model, backend=backend, notice=_notice)
     failed: list[str] = []
-    for result in read_files(classifier, paths, min_confidence=min_confidence, save_annotated=save_annotated):
+    for result in read_files(classifier, paths, min_confidence=min_confidence, save_annotated=outputs):
         if as_json:
-            print(json.dumps(result.to_dict()), flush=True)
+            print(json.dumps(json_safe(result.to_dict())), flush=True)
         elif result.ok:
             reading = result.reading
             answer = f"{reading.text} ({reading.confidence:.1%})" if reading.text else "no digits read"
-            print(f"{result.path}: {answer}", flush=True)
+            print(f"{printable(str(result.path))}: {answer}", flush=True)
         else:
-            error_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
+            print_file_error(result.error)
         if not result.ok:
             failed.append(str(result.path))
     _exit_if_failed(failed, len(paths))
@@ -184,9 +196,18 @@ def _image_paths(inputs: list[Path]) -> list[Path]:
     return paths
 
 
+def _output_folder(folder: Path | None, paths: list[Path], overwrite: bool, option: str):
+    """The folder an option names, checked (writable, no input and no existing file replaced) before any
+    work; None when the option is not given. Raises OutputFolderError (exit 2)."""
+    if folder is None:
+        return None
+    from digitlab.storage import OutputFolder
+
+    return OutputFolder(folder, paths, overwrite=overwrite, option=option)
+
+
 def _exit_if_failed(failed: list[str], count: int) -> None:
-    """Say which files failed, and exit with status 1, if any did."""
+    """Say which files failed (the first FAILED_NAMES_SHOWN of them), and exit with status 1, if any did."""
     if failed:
-        error_console.print(f"{len(failed)} of {count} images failed: {', '.join(failed)}", highlight=False,
-                            soft_wrap=True)
+        error_console.print(failed_summary(failed, count), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)

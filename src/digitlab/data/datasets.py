@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitlab import storage
 from digitlab.data.catalog import (
     DATASETS,
     FILE_NAMES,
@@ -347,7 +348,7 @@ def _fetch_from(source: Source, spec: DatasetSpec, directory: Path, missing: lis
                 failures.append((source.description, _mismatch_reason(path, actual, spec.checksums[file_name])))
                 continue
             try:
-                os.replace(path, directory / file_name)
+                storage.replace_atomic(path, directory / file_name)  # synced, then renamed
             except OSError as err:
                 raise cache_write_error(err, directory / file_name) from err
             origins[file_name] = source.description

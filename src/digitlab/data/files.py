@@ -1,4 +1,7 @@
-"""Local file plumbing of the data cache: the one SHA-256 of a file, and why a write to disk failed."""
+"""Local file plumbing of the data cache: the one SHA-256 of a file, and why a write into the cache failed.
+
+Why an OS call failed, and what to do about it, is worded once in `digitlab.storage`.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +11,24 @@ import os
 from pathlib import Path
 
 from digitlab.errors import StorageError
+from digitlab.storage import os_error_reason
 
 CHUNK_BYTES = 1 << 20
 # Name prefix of the scratch folders a fetch writes into, inside the data set's cache folder.
 SCRATCH_PREFIX = ".partial-"
-
-# What to say about the OS errors a write meets on a machine that is not the user's fault to fix
-# by changing arguments: the disk, the file system, the permissions.
-_WRITE_REASONS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is used up",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
+# Importers of this module use it: why an OS call failed, in a few words.
+__all__ = ["CHUNK_BYTES", "SCRATCH_PREFIX", "cache_write_error", "os_error_reason", "sha256_file"]
+# What to do when a write into the cache failed, by errno; any other error: choose another cache folder.
+_CACHE_ADVICE = {
+    errno.ENOSPC: "Free some space, or set DIGITLAB_DATA to a folder on a disk with room, then run the command again.",
+    errno.EDQUOT: "Free some space, or set DIGITLAB_DATA to a folder on a disk with room, then run the command again.",
+    errno.EROFS: "The cache is on a read-only file system: set DIGITLAB_DATA to a folder on a writable disk "
+                 "(e.g. DIGITLAB_DATA=~/digitlab-data), then run the command again.",
+    errno.ENOENT: "The cache folder was removed while digitlab ran, or its file system takes no new files: "
+                  "run the command again, or set DIGITLAB_DATA to another folder.",
 }
+_CACHE_OTHER_ADVICE = ("Set DIGITLAB_DATA to a folder you can write to (e.g. DIGITLAB_DATA=~/digitlab-data), "
+                       "then run the command again.")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -33,11 +40,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def os_error_reason(err: OSError) -> str:
-    """A few words for why an OS call failed: 'the disk is full', 'permission denied', ..."""
-    return _WRITE_REASONS.get(err.errno, err.strerror or str(err))
-
-
 def cache_write_error(err: OSError, path: str | os.PathLike, action: str = "write") -> StorageError:
     """The one-line error for a failed write into the data cache (raise it `from err`).
 
@@ -47,11 +49,7 @@ def cache_write_error(err: OSError, path: str | os.PathLike, action: str = "writ
         action: what was being done to `path`: "write", "create", "remove", ...
     """
     reason = os_error_reason(err)
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        advice = "Free some space, or set DIGITLAB_DATA to a folder on a disk with room, then run the command again."
-    else:
-        advice = ("Set DIGITLAB_DATA to a folder you can write to (e.g. DIGITLAB_DATA=~/digitlab-data), "
-                  "then run the command again.")
+    advice = _CACHE_ADVICE.get(err.errno, _CACHE_OTHER_ADVICE)
     path = Path(path)
     # A file in a scratch folder is named by where it was going: the scratch folder is gone already.
     scratch = next((folder for folder in path.parents if folder.name.startswith(SCRATCH_PREFIX)), None)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digitlab import storage
+
 # Font files looked for (Debian: fonts-dejavu-core, fonts-dejavu-extra, fonts-liberation).
 FONT_PATTERNS = ("/usr/share/fonts/truetype/dejavu/DejaVu*.ttf", "/usr/share/fonts/truetype/liberation*/Liberation*.ttf")
 # Fonts whose digits are not drawn like handwriting (symbols, hairlines): left out.
@@ -97,7 +99,7 @@ def write_handwritten(folder: Path, mnist_images: np.ndarray, mnist_labels: np.n
     for index, picked in enumerate(rng.choice(len(mnist_images), size=count, replace=False)):
         data, suffix = photo_like_handwritten(mnist_images[picked], rng)
         path = folder / f"hand-{index:04d}{suffix}"
-        path.write_bytes(data)
+        storage.write_bytes_atomic(path, data)
         written.append((path, int(mnist_labels[picked])))
     return written
 
@@ -111,7 +113,7 @@ def write_printed(folder: Path, fonts: list[str], count: int, seed: int) -> list
         digit = index % 10
         data, suffix = printed(digit, fonts[(index // 10) % len(fonts)], rng)
         path = folder / f"printed-{index:04d}{suffix}"
-        path.write_bytes(data)
+        storage.write_bytes_atomic(path, data)
         written.append((path, digit))
     return written
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab import runs
+from digitlab import runs, storage
 from digitlab.errors import ExportError, ExportTargetError
 from digitlab.training.line_model import LINE_MODEL_FILE, STRIP_HEIGHT, synthesize_strips, used_widths
 
@@ -121,7 +121,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, overwrite:
         files.append((line_output, line_bytes))
     for path, contents in files:  # through a temporary file: a half-written model never has the real name
         path.parent.mkdir(parents=True, exist_ok=True)
-        runs.write_bytes_atomic(path, contents)
+        storage.write_bytes_atomic(path, contents)
     return ExportResult(tuple(path for path, _ in files), difference, len(images), CHECK_LINES if line_output else 0)
 
 

@@ -9,6 +9,8 @@ on MNIST gets such an image right only once it is prepared the same way.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +26,7 @@ from digitlab.data.ink import (
     sample_grid,
 )
 from digitlab.errors import ImageError
+from digitlab.storage import NOT_REGULAR
 
 # What other modules use (MNIST_SIZE is the frame `ink.py` fits digits into).
 __all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "MNIST_SIZE", "decode_picture", "decode_picture_and_scale",
@@ -293,6 +296,8 @@ def _open_checked(source, name: str):
 
     from PIL import Image
 
+    if _is_path(source):
+        _check_regular_file(source, name)
     with warnings.catch_warnings():
         # Pillow warns above its own, global limit (and raises above twice that); ours is lower
         # and is applied just below, per call.
@@ -304,6 +309,14 @@ def _open_checked(source, name: str):
         image.close()
         raise
     return image
+
+
+def _check_regular_file(path, name: str) -> None:
+    """Refuse a FIFO, device or socket before opening it: reading a FIFO waits forever for a writer, a
+    device may never end. (A folder is left to `open`, which says so.)"""
+    mode = os.stat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ImageError(f"{name}: {NOT_REGULAR}; only image files are read")
 
 
 def _to_grayscale(image):

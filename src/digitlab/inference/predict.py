@@ -12,6 +12,7 @@ through the classifier's `Network` (network.py: a Keras model or an ONNX file, t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from digitlab.errors import ImageError, ModelError
+from digitlab.errors import DigitlabError, ImageError, ModelError
 from digitlab.inference import rejection
 from digitlab.inference.images import IMAGE_SUFFIXES, MNIST_SIZE, prepare_image, prepare_image_batch
 from digitlab.inference.network import Network
 from digitlab.inference.preparer import ImagePreparer, prepare_files_lazily
 from digitlab.record import RunConfig, RunMetrics
+from digitlab.storage import OutputFolder
 
 if TYPE_CHECKING:
     from digitlab.inference.line_reading import LineReader
@@ -181,22 +183,26 @@ class Classifier:
         return Prediction(probabilities.argmax(axis=1), probabilities, prepared)
 
     def classify_files(self, paths: Iterable[str | Path], preparer: ImagePreparer | None = None,
-                       save_preprocessed: str | Path | None = None,
-                       min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> Iterator[FileResult]:
+                       save_preprocessed: str | Path | OutputFolder | None = None,
+                       min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE,
+                       overwrite: bool = False) -> Iterator[FileResult]:
         """Classify image files in order, one result per file; a bad file gets an error, not an exception.
 
         Args:
             paths: image files (see `image_files` to expand folders).
             preparer: worker processes to read and prepare the files in parallel; default: this process.
-            save_preprocessed: a folder to write each 28x28 image the network saw into, as PNG.
+            save_preprocessed: a folder to write each 28x28 image the network saw into, as PNG (or an
+                `OutputFolder` made for these paths); checked before any file is read.
             min_confidence: the least probability of the best digit to name it (see `rejection`).
+            overwrite: replace files already in `save_preprocessed` (an input image never).
+
+        Raises:
+            OutputFolderError: `save_preprocessed` cannot be written, or would replace files (see `OutputFolder`).
         """
         rejection.check_min_confidence(min_confidence)
         paths = [Path(path) for path in paths]
-        saved_names: set[str] = set()
-        if save_preprocessed is not None:
-            save_preprocessed = Path(save_preprocessed)
-            save_preprocessed.mkdir(parents=True, exist_ok=True)
+        if save_preprocessed is not None and not isinstance(save_preprocessed, OutputFolder):
+            save_preprocessed = OutputFolder(save_preprocessed, paths, overwrite, option="save_preprocessed")
         # (image or None, error or None) per file, in order; workers prepare the next files while this one classifies.
         prepared = preparer.map(paths, ahead=2 * FILE_BATCH) if preparer is not None else prepare_files_lazily(paths)
         for start in range(0, len(paths), FILE_BATCH):
@@ -214,7 +220,12 @@ class Classifier:
                 row, decision = probabilities[row_of[index]], decisions[row_of[index]]
                 written = None
                 if save_preprocessed is not None:
-                    written = save_prepared_image(image, save_preprocessed / unique_name(path, saved_names))
+                    try:  # a write that fails is this file's error; the next files are still classified
+                        written = save_preprocessed.write(start + index, functools.partial(save_prepared_image, image))
+                    except DigitlabError as err:
+                        yield FileResult(path, decision.digit, row, image, error=f"{path}: the 28x28 image was not "
+                                         f"written: {err}", reason=decision.reason)
+                        continue
                 yield FileResult(path, decision.digit, row, image, written, reason=decision.reason)
 
 
@@ -232,7 +243,10 @@ def image_files(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def save_prepared_image(image: np.ndarray, path: Path) -> Path:
-    """Write a (28, 28) image in [0, 1] as an 8-bit grayscale PNG; return the path."""
+    """Write a (28, 28) image in [0, 1] as an 8-bit grayscale PNG; return the path.
+
+    Written as given: `OutputFolder.write` (or `storage.atomic_path`) gives the temporary path that is renamed.
+    """
     from PIL import Image
 
     Image.fromarray((np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8), mode="L").save(path, format="PNG")
@@ -240,16 +254,6 @@ def save_prepared_image(image: np.ndarray, path: Path) -> Path:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def unique_name(path: Path, taken: set[str]) -> str:
-    """'<stem>.png', or '<stem>-2.png' and so on when two inputs share a name."""
-    name, counter = f"{path.stem}.png", 1
-    while name in taken:
-        counter += 1
-        name = f"{path.stem}-{counter}.png"
-    taken.add(name)
-    return name
 
 
 def _image_input_shape(network: Network, source: str) -> tuple[int, ...]:

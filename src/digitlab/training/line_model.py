@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitlab import storage
 from digitlab.backend import available_cores
 from digitlab.data.line_strip import STRIP_HEIGHT, find_line_ink, line_strip
 from digitlab.data.lines import LAYOUTS, compose_line, render_photo
@@ -321,9 +321,8 @@ def train_and_save(digit_images: np.ndarray, labels: np.ndarray, line_count: int
     # Few lines (a quick test): smaller batches, so that each width still fills whole chunks.
     batch_size = max(1, min(BATCH_SIZE, len(strips) // (8 * CHUNK)))
     fit_line_model(model, strips, targets, settings.epochs, batch_size, LEARNING_RATE, seed, verbose=verbose)
-    partial = Path(run_path) / f".partial-{LINE_MODEL_FILE}"  # never a half-written line model under its name
-    model.save(partial)
-    os.replace(partial, Path(run_path) / LINE_MODEL_FILE)
+    with storage.atomic_path(Path(run_path) / LINE_MODEL_FILE) as partial:  # never half a line model under its name
+        model.save(partial)
     return time.perf_counter() - started
 
 
