@@ -159,20 +159,46 @@ def sweep_command(
     sweep_dir: Path | None = typer.Option(None, help="Sweep folder. Default: sweeps/<name>-<digest>, "
                                              "the same for the same sweep, so running again resumes."),
     backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+    executor: str = typer.Option("local", help="local: --jobs processes on this machine; ray: one Ray task per "
+                                 "trial on a cluster (pip install 'digitlab[ray]')."),
+    address: str | None = typer.Option(None, help="With --executor ray: HOST:PORT of the cluster's head "
+                                          "(else $RAY_ADDRESS, else a Ray started on this machine)."),
+    cpus_per_trial: float = typer.Option(1.0, help="With --executor ray: CPUs per trial."),
+    gpus_per_trial: float | None = typer.Option(None, help="With --executor ray: GPUs per trial. "
+                                                   "[default: 1 where the cluster has GPUs, else 0]"),
+    search: str | None = typer.Option(None, help="tpe or random: let Optuna propose the settings within "
+                                         "ranges (--set learning_rate=1e-4..1e-2:log) and choices "
+                                         "(pip install 'digitlab[search]')."),
+    trials: int = typer.Option(20, help="With --search: trials in all; running again goes on up to it."),
+    objective: str = typer.Option("val_accuracy", help="With --search: val_accuracy (needs --validation-split) "
+                                  "or test_accuracy (needs --allow-test-objective)."),
+    allow_test_objective: bool = typer.Option(False, "--allow-test-objective", help="Let --search choose settings "
+                                              "by test accuracy (which then overstates the accuracy)."),
+    search_seed: int = typer.Option(0, help="With --search: the sampler's seed."),
 ) -> None:
-    """Train a grid of runs (or a study), skip finished trials, summarise over seeds."""
-    from digitlab.analysis.formatting import format_value
+    """Train a grid of runs (or a study, or an Optuna search), skip finished trials, summarise over seeds."""
     from digitlab.errors import ConfigError
     from digitlab.sweeps.plan import grid_plan, parse_values
     from digitlab.sweeps.runner import run_sweep
+    from digitlab.sweeps.search import is_range
     from digitlab.sweeps.studies import study_plan
 
     flags = {"recipe": recipe, "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "hidden_units": hidden_units,
              "activation": activation, "dropout": dropout, "optimizer": optimizer, "learning_rate": learning_rate,
              "validation_split": validation_split}
     values = {name: parse_values(name, texts) for name, texts in flags.items() if texts}
-    for name, listed in parse_settings(setting or []).items():
+    ranges = [text for text in setting or [] if is_range(text.partition("=")[2])]
+    for name, listed in parse_settings([text for text in setting or [] if text not in ranges]).items():
         values[name] = [*values.get(name, []), *listed]
+    trial_executor = _sweep_executor(executor, jobs, address, cpus_per_trial, gpus_per_trial, backend)
+    if search:
+        if study or seeds is not None:
+            raise ConfigError("--search trains each trial once with seed 0; leave out --study and --seeds")
+        _search(search, values, ranges, trials, objective, allow_test_objective, search_seed, sweep_dir,
+                trial_executor)
+        return
+    if ranges:
+        raise ConfigError(f"--set {ranges[0]} is a range; ranges need --search tpe or --search random")
     if study:
         several = [name for name, listed in values.items() if len(listed) > 1]
         if several:
@@ -181,20 +207,10 @@ def sweep_command(
                           fixed={name: listed[0] for name, listed in values.items()})
     else:
         plan = grid_plan(values, seeds=1 if seeds is None else seeds)
-    trials = plan.trials()
     target = sweep_dir or plan.default_dir()
-    console.print(f"sweep {plan.name}: {len(trials)} trials in {target}", highlight=False)
+    console.print(f"sweep {plan.name}: {len(plan.trials())} trials in {target}", highlight=False)
 
-    def on_trial(event) -> None:
-        metrics = event.metrics  # a RunMetrics, or None
-        detail = ""
-        if metrics is not None and metrics.test_accuracy is not None:
-            detail = (f": test accuracy {format_value(metrics.test_accuracy, 'percent')}, "
-                      f"fit {format_value(metrics.fit_seconds, 'seconds')} s")
-        console.print(f"[{event.index}/{event.total}] {event.status} {event.trial.name}{detail}",
-                      highlight=False, markup=False)
-
-    result = run_sweep(plan, sweep_dir=target, jobs=jobs, backend=backend, on_trial=on_trial)
+    result = run_sweep(plan, sweep_dir=target, on_trial=_on_trial, executor=trial_executor)
     for verdict in result.summary.verdicts:
         console.print(f"{verdict.claim} [bold]{verdict.answer}[/]. {verdict.text}", highlight=False)
     console.print(f"trained {result.trained}, skipped {result.skipped} already finished; "
@@ -203,3 +219,65 @@ def sweep_command(
         error_console.print("interrupted: finished trials are kept; run the same command again to go on")
         raise typer.Exit(EXIT_INTERRUPTED)
 
+
+def _on_trial(event) -> None:
+    """One line per trial of a sweep or search, as it ends (or is skipped)."""
+    from digitlab.analysis.formatting import format_value
+
+    metrics = event.metrics  # a RunMetrics, or None
+    detail = ""
+    if metrics is not None and metrics.test_accuracy is not None:
+        detail = (f": test accuracy {format_value(metrics.test_accuracy, 'percent')}, "
+                  f"fit {format_value(metrics.fit_seconds, 'seconds')} s")
+        if metrics.val_accuracy is not None:
+            detail += f", validation accuracy {format_value(metrics.val_accuracy, 'percent')}"
+    console.print(f"[{event.index}/{event.total}] {event.status} {event.trial.name}{detail}",
+                  highlight=False, markup=False)
+
+
+def _sweep_executor(name: str, jobs: int, address: str | None, cpus_per_trial: float, gpus_per_trial: float | None,
+                    backend: str | None):
+    """The executor the flags ask for: local processes (--jobs) or Ray (--address, --cpus-per-trial)."""
+    from digitlab.errors import ConfigError
+    from digitlab.sweeps.executors import EXECUTORS, local_executor
+
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
+    if name == "local":
+        if address is not None or gpus_per_trial is not None or cpus_per_trial != 1.0:
+            raise ConfigError("--address, --cpus-per-trial and --gpus-per-trial are for --executor ray")
+        return local_executor(jobs, backend=backend)
+    if jobs != 1:
+        raise ConfigError("--jobs is for the local executor; on Ray, --cpus-per-trial sets how many trials each "
+                          "node trains at once")
+    from digitlab.sweeps.ray_executor import RayExecutor, RayOptions
+
+    return RayExecutor(RayOptions(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial),
+                       backend=backend)
+
+
+def _search(sampler: str, values: dict[str, list], ranges: list[str], trials: int, objective: str,
+            allow_test_objective: bool, search_seed: int, sweep_dir: Path | None, trial_executor) -> None:
+    """`digitlab sweep --search ...`: the search's space from the flags, then Optuna's trials."""
+    from digitlab.sweeps.search import SearchPlan, parse_range, run_search
+
+    space: dict = {}
+    for text in ranges:
+        name, _, bounds = text.partition("=")
+        space[name.strip().replace("-", "_")] = parse_range(name.strip().replace("-", "_"), bounds)
+    space.update({name: listed for name, listed in values.items() if len(listed) > 1 and name not in space})
+    fixed = {name: listed[0] for name, listed in values.items() if len(listed) == 1 and name not in space}
+    plan = SearchPlan(space=space, fixed=fixed, sampler=sampler, trials=trials, objective=objective,
+                      allow_test_objective=allow_test_objective, search_seed=search_seed)
+    target = sweep_dir or plan.default_dir()
+    console.print(f"search {plan.sampler}: {plan.trials} trials in {target}", highlight=False)
+    result = run_search(plan, sweep_dir=target, on_trial=_on_trial, executor=trial_executor)
+    if result.best is not None:
+        settings = ", ".join(f"{name}={value}" for name, value in result.best.params.items())
+        console.print(f"best: trial {result.best.number} ({result.best.name}), {objective.replace('_', ' ')} "
+                      f"{result.best.objective:.2%} with {settings}", highlight=False, markup=False)
+    console.print(f"trained {result.trained}, skipped {result.skipped} already finished; "
+                  f"summary in {result.files['markdown']} and {result.files['csv']}", highlight=False)
+    if result.interrupted:
+        error_console.print("interrupted: finished trials are kept; run the same command again to go on")
+        raise typer.Exit(EXIT_INTERRUPTED)

@@ -22,6 +22,8 @@ from digitlab.record import RunMetrics
 from digitlab.sweeps.plan import TRIALS_DIR, SweepPlan, Trial, make_config, training_fields, trial_name
 
 CSV_FILE = "sweep.csv"
+# Which machine trained each trial: {trial name: node}, sweep.csv's `node` column.
+NODES_FILE = "nodes.json"
 MARKDOWN_FILE = "sweep.md"
 ACCURACY_PLOT_FILE = "sweep_accuracy_vs_time.png"
 FACTORS_PLOT_FILE = "sweep_factors.png"
@@ -46,12 +48,15 @@ def read_trial(run_dir: str | Path, config: TrainingConfig | None = None) -> tup
         return "incomplete", None
     if config is not None and run.config.training != config:
         return "incomplete", None
+    if run.metrics.status == "finished" and run.metrics.epochs_completed < run.config.training.epochs:
+        # Stopped early by a search's pruner (see `search`): over, and not to be trained again.
+        return "pruned", run.metrics
     return run.metrics.status, run.metrics
 
 
 def trial_status(run_dir: str | Path, config: TrainingConfig | None = None) -> str:
-    """'finished', 'interrupted' or 'diverged' (from metrics.json), 'incomplete' (a folder without it) or
-    'pending'.
+    """'finished', 'interrupted' or 'diverged' (from metrics.json), 'pruned' (finished before its last epoch),
+    'incomplete' (a folder without metrics.json) or 'pending'.
 
     With `config`, a run trained with other settings counts as 'incomplete' (to be trained again).
     """
@@ -110,12 +115,31 @@ class SweepSummary:
     files: dict[str, Path]
 
 
+def record_node(sweep_dir: Path, trial: str, node: str) -> None:
+    """Note in nodes.json which machine trained `trial` (the sweep's one process writes it)."""
+    nodes = read_nodes(sweep_dir)
+    nodes[trial] = node
+    runs.write_json(sweep_dir / NODES_FILE, nodes)
+
+
+def read_nodes(sweep_dir: Path) -> dict[str, str]:
+    """nodes.json: trial name -> the host (and Ray node) that trained it; empty when there is none yet."""
+    try:
+        nodes = json.loads((sweep_dir / NODES_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(name): str(node) for name, node in nodes.items()} if isinstance(nodes, dict) else {}
+
+
 def collect_rows(trials: Sequence[Trial], trials_dir: Path) -> list[dict[str, Any]]:
-    """One row per trial: its name, every setting, its status and metrics (empty when not finished)."""
+    """One row per trial: its name, every setting, its status, the node that trained it, and its metrics
+    (empty when not finished)."""
+    nodes = read_nodes(trials_dir.parent)
     rows = []
     for trial in trials:
         status, metrics = read_trial(trials_dir / trial.name, trial.config)
-        row: dict[str, Any] = {"trial": trial.name, **trial.config.to_dict(), "status": status}
+        row: dict[str, Any] = {"trial": trial.name, **trial.config.to_dict(), "status": status,
+                               "node": nodes.get(trial.name) if status in FINAL_STATUSES else None}
         row.update({name: None if metrics is None else getattr(metrics, name) for name in CSV_METRICS})
         rows.append(row)
     return rows
@@ -154,7 +178,7 @@ def write_summaries(plan: SweepPlan, sweep_dir: Path, trials: Sequence[Trial] | 
     rows = collect_rows(trials, sweep_dir / TRIALS_DIR)
     groups = summarize_groups(plan, rows)
     verdicts = judge(groups) if judge is not None else []
-    runs.write_text_atomic(sweep_dir / CSV_FILE, _csv_text(rows))
+    runs.write_text_atomic(sweep_dir / CSV_FILE, csv_text(rows))
     files = {"csv": sweep_dir / CSV_FILE}
     plotted = [group for group in _unique_configurations(groups) if group.test_accuracy]
     if plotted:
@@ -170,9 +194,10 @@ def write_summaries(plan: SweepPlan, sweep_dir: Path, trials: Sequence[Trial] | 
     return SweepSummary(rows, groups, verdicts, files)
 
 
-def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
+def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    """sweep.csv's text: a header from the first row's keys, then one line per row."""
     buffer = io.StringIO()
-    names = list(rows[0]) if rows else ["trial", *training_fields(), "status", *CSV_METRICS]
+    names = list(rows[0]) if rows else ["trial", *training_fields(), "status", "node", *CSV_METRICS]
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for row in rows:
@@ -289,4 +314,5 @@ def _grid_table(names: Sequence[str], members: Sequence[GroupSummary]) -> list[s
 
 # A trial that ended one of these ways is not trained again: a finished one is done, and a diverged one
 # would diverge again (the same settings and seed give the same numbers).
-FINAL_STATUSES = ("finished", "diverged")
+# A pruned one was stopped by a search's pruner, which would stop it again.
+FINAL_STATUSES = ("finished", "diverged", "pruned")
