@@ -18,3 +18,22 @@ def test_values_are_formatted_for_people(value, kind, shown):
 def test_list_items_take_the_kind_and_the_separator_and_none_its_stand_in():
     assert format_value([1.23456, 2.5], "number", separator=", ") == "1.235, 2.5"
     assert format_value(None, missing="") == "" and format_value([None, 3], missing="?") == "?,3"
+
+
+@pytest.mark.parametrize("probability, shown", [
+    (0.97, "97%"), (0.994, "99%"), (0.995, ">99%"), (0.9999, ">99%"), (1.0, ">99%"), (0.5, "50%"),
+    (0.004, "<1%"), (0.0051, "1%"), (1e-9, "<1%"), (0.0, "0%"), (1.0000001, ">99%"), (-1e-9, "0%"),
+])
+def test_probabilities_have_one_rounding_that_never_says_certain(probability, shown):
+    from digitlab.analysis.formatting import format_probability
+
+    assert format_probability(probability) == shown
+    assert format_value(probability, "probability") == shown
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_a_value_that_is_no_probability_is_refused(bad):
+    from digitlab.analysis.formatting import format_probability
+
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        format_probability(bad)

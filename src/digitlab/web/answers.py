@@ -61,12 +61,25 @@ class ReadDigitAnswer(BaseModel):
     probabilities: list[float] = Field(description="The model's probabilities for this digit, one per class.")
 
 
+class ReadCharacterAnswer(BaseModel):
+    character: str = Field(description="The character as in `text`: a digit, `.`, `,`, `-`, `/`, `:` or a space.",
+                           examples=["."])
+    kind: str = Field(description="`digit`, `point`, `comma`, `dash`, `slash`, `colon` or `space`.", examples=["point"])
+    box: list[int] = Field(description="Where it is: [x0, y0, x1, y1] in the image's own pixels, x1 and y1 "
+                                       "exclusive; a space's box is the gap.", min_length=4, max_length=4)
+    confidence: float = Field(description="How sure the model is of it (1 for a space, measured from the gap).")
+
+
 class ReadingAnswer(BaseModel):
-    text: str = Field(description="The digits read, left to right; empty when none is (a blank image, or only "
-                                  "marks that are not digits).", examples=["42"])
-    digits: list[ReadDigitAnswer] = Field(description="Each digit read with its box, left to right.")
-    confidence: float = Field(description="How sure the whole reading is: the product of each digit's "
-                                          "probability (0 when nothing was read).", examples=[0.93])
+    text: str = Field(description="The digits read, left to right, with the separators written between them "
+                                  "(`12.50`, `2024-12-06`, `555 0199`; a reader's line model reads them); empty "
+                                  "when no digit is read (a blank image, or only marks that are not digits).",
+                      examples=["12.50"])
+    digits: list[ReadDigitAnswer] = Field(description="Each digit read with its box, left to right (no separators).")
+    confidence: float = Field(description="How sure the whole reading is: the product of each digit's and "
+                                          "separator's probability (0 when nothing was read).", examples=[0.93])
+    characters: list[ReadCharacterAnswer] = Field(description="Every character of `text`, left to right, with its "
+                                                              "kind and box.")
 
 
 class LookedDigitAnswer(ReadDigitAnswer):
@@ -74,9 +87,25 @@ class LookedDigitAnswer(ReadDigitAnswer):
                                              "100% or 0% for what is not certain).", examples=["97%", ">99%"])
 
 
+class LookedCharacterAnswer(ReadCharacterAnswer):
+    confidence_text: str = Field(description="`confidence` as people read it.", examples=["97%"])
+
+
 class LookedReadingAnswer(ReadingAnswer):
     digits: list[LookedDigitAnswer] = Field(description="Each digit read with its box, left to right.")
     confidence_text: str = Field(description="`confidence` as people read it.", examples=["93%"])
+    characters: list[LookedCharacterAnswer] = Field(description="Every character of `text`, left to right, with "
+                                                                "its kind and box.")
+
+
+class BoxedAnswer(BaseModel):
+    label: str = Field(description="What it reads as: the digit's class name, or the separator.", examples=["3"])
+    kind: str = Field(description="`digit`, or the separator's kind (`point`, `comma`, `dash`, `slash`, `colon`).",
+                      examples=["digit"])
+    box: list[int] = Field(description="[x0, y0, x1, y1] in the image's own pixels, x1 and y1 exclusive.",
+                           min_length=4, max_length=4, examples=[[34, 52, 86, 168]])
+    confidence: float = Field(description="How sure the network is of it.", examples=[0.999])
+    confidence_text: str = Field(description="`confidence` as people read it.", examples=[">99%"])
 
 
 class SeenAnswer(BaseModel):
@@ -106,8 +135,9 @@ class LookAnswer(BaseModel):
     label: str | None = Field(description="That digit's class name; null when `digit` is.")
     probabilities: list[float] = Field(description="The image taken as one digit: one probability per class.")
     probability_texts: list[str] = Field(description="`probabilities` as people read them.")
-    boxes: list[LookedDigitAnswer] = Field(description="The digits to box on the image sent (its pixels): the "
-                                                       "number's, the one digit's, none for a refusal.")
+    boxes: list[BoxedAnswer] = Field(description="What to box on the image sent (its pixels), left to right: "
+                                                 "the number's digits and separators, the one digit, none for a "
+                                                 "refusal.")
     reading: LookedReadingAnswer = Field(description="The image read as a number (as `/api/read` answers), "
                                                      "whatever `kind` is.")
     seen: SeenAnswer = Field(description="What the network whose answer this is was shown.")
@@ -218,8 +248,10 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
                   {"digit": 4, "box": [32, 46, 104, 184],
                    "probabilities": [0.0, 0.01, 0.0, 0.0, 0.96, 0.0, 0.0, 0.01, 0.0, 0.02]},
                   {"digit": 2, "box": [122, 50, 198, 178],
-                   "probabilities": [0.0, 0.01, 0.97, 0.01, 0.0, 0.0, 0.0, 0.01, 0.0, 0.0]}]}},
-              "nothing read": {"value": {"text": "", "digits": [], "confidence": 0.0}}}}}},
+                   "probabilities": [0.0, 0.01, 0.97, 0.01, 0.0, 0.0, 0.0, 0.01, 0.0, 0.0]}], "characters": [
+                  {"character": "4", "kind": "digit", "box": [32, 46, 104, 184], "confidence": 0.96},
+                  {"character": "2", "kind": "digit", "box": [122, 50, 198, 178], "confidence": 0.97}]}},
+              "nothing read": {"value": {"text": "", "digits": [], "confidence": 0.0, "characters": []}}}}}},
 }
 # /api/look: the requests and errors of /api/predict (a blank image is `no_ink`); one answer of three kinds.
 LOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -231,17 +263,19 @@ LOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
                   "kind": "number", "text": "38", "confidence": 0.998, "confidence_text": ">99%", "reason": None,
                   "digit": 8, "label": "8", "probabilities": [0.0, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.69, 0.01],
                   "probability_texts": ["0%", "0%", "0%", "30%", "0%", "0%", "0%", "0%", "69%", "1%"],
-                  "boxes": [{"digit": 3, "box": [34, 52, 86, 168], "confidence_text": ">99%",
-                             "probabilities": [0.0, 0.0, 0.0, 0.999, 0.0, 0.0, 0.0, 0.0, 0.001, 0.0]},
-                            {"digit": 8, "box": [84, 52, 158, 166], "confidence_text": ">99%",
-                             "probabilities": [0.0, 0.0, 0.0, 0.001, 0.0, 0.0, 0.0, 0.0, 0.999, 0.0]}],
-                  "reading": {"text": "38", "confidence": 0.998, "confidence_text": ">99%", "digits": []},
+                  "boxes": [{"label": "3", "kind": "digit", "box": [34, 52, 86, 168], "confidence": 0.999,
+                             "confidence_text": ">99%"},
+                            {"label": "8", "kind": "digit", "box": [84, 52, 158, 166], "confidence": 0.999,
+                             "confidence_text": ">99%"}],
+                  "reading": {"text": "38", "confidence": 0.998, "confidence_text": ">99%", "digits": [],
+                              "characters": []},
                   "seen": {"kind": "line", "pixels": [], "boxes": [[2, 2, 16, 22], [14, 2, 34, 22]]}}},
               "not a digit": {"value": {
                   "kind": "not a digit", "text": "", "confidence": 0.08, "confidence_text": "8%",
                   "reason": "not a digit", "digit": None, "label": None,
                   "probabilities": [0.08, 0.01, 0.01, 0.0, 0.0, 0.01, 0.02, 0.0, 0.03, 0.01, 0.83],
                   "probability_texts": ["8%", "1%", "1%", "0%", "0%", "1%", "2%", "0%", "3%", "1%", "83%"],
-                  "boxes": [], "reading": {"text": "", "confidence": 0.0, "confidence_text": "0%", "digits": []},
+                  "boxes": [], "reading": {"text": "", "confidence": 0.0, "confidence_text": "0%", "digits": [],
+                                           "characters": []},
                   "seen": {"kind": "digit", "pixels": [], "boxes": []}}}}}}},
 }

@@ -209,7 +209,7 @@ def look_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CO
             log.warning("looking at an image failed unexpectedly", exc_info=err)
         raise _image_error(err) from err
     if scale != (1.0, 1.0):
-        for digit in [*answer["boxes"], *answer["reading"]["digits"]]:
+        for digit in [*answer["boxes"], *answer["reading"]["digits"], *answer["reading"].get("characters", ())]:
             left, top, right, bottom = digit["box"]
             digit["box"] = [math.floor(left * scale[0]), math.floor(top * scale[1]),
                             math.ceil(right * scale[0]), math.ceil(bottom * scale[1])]

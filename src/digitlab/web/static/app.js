@@ -1,25 +1,35 @@
-// digitlab drawing page: draw on the pad (pointer events), send it as a PNG to /api/predict (one
-// digit) and /api/read (a number) while drawing (throttled, one request at a time, stale answers
-// dropped), show the answer, a box around each digit read, the probabilities, the top three and
-// the 28x28 image the network saw. Settled answers (not each one while drawing) are announced to
-// screen readers. Plain JavaScript, no dependencies.
+// digitlab drawing page: draw on the pad (pointer events), send it as a PNG to /api/look while
+// drawing (throttled, one request at a time, stale answers dropped), and show its one answer (one
+// digit, a number, or neither), a box around each digit read, the probabilities, the top three and
+// what the network saw (the 28x28 image of one digit, the strip of a number). The server decides and
+// words every percentage; the page only shows them. Settled answers (not each one while drawing) are
+// announced to screen readers. Plain JavaScript, no dependencies.
 //
 // `?min_confidence=0.8` in the page's address is passed on to the API: the least probability of the
 // best digit to name it (the server's default otherwise).
 "use strict";
 
 (() => {
-  const BRUSH = 0.05;           // brush diameter as a share of the pad's side: a tenth of a digit drawn
-                                // across most of the pad (MNIST's strokes: a tenth to a sixth); thicker
-                                // blots digits drawn small
+  // The brush scales with the writing: its diameter is BRUSH_SHARE of the writing's size (MNIST's strokes
+  // are a tenth to a sixth of a digit's height), within these shares of the pad's side, so that a
+  // number written small is not blotted and one written across the pad is not hairline.
+  const BRUSH_SHARE = 0.1;
+  const MIN_BRUSH = 0.008, MAX_BRUSH = 0.05;
+  const MIN_WRITING = 0.05;     // the writing's size (a share of the pad) for a dot or a short dash alone
   const INK = "#14161b";
   const SEND_EVERY_MS = 90;     // while drawing, at most one request per this many milliseconds
-  const UPLOAD_SIZE = 224;      // the pad is sent as a PNG of this many pixels a side
+  // The drawing is sent cropped to its ink, scaled so that the writing is this many pixels high: small
+  // writing reaches the server as large as large writing (and the image stays small).
+  const WRITING_PIXELS = 128;
+  const MARGIN_SHARE = 0.3;     // paper left around the ink in the image sent, in writing sizes
+  const MAX_SEND_SIDE = 1600;   // a long line is sent at a lower scale rather than wider than this
   const MAX_SEND_BYTES = (5 * 1024 - 64) * 1024;  // the server's 5 MB body limit, less room for the form around the file
   const MAX_SIDE = 1600;        // larger pictures are shrunk to this many pixels on the longest side
   const ANNOUNCE_AFTER_MS = 500;  // a settled answer is announced when nothing has changed for this long
   const NOT_A_DIGIT = "not a digit";  // the class name of a model trained to refuse (the reader recipe)
   const BOX = "#3b4fd8";        // boxes around the digits read: on the white pad in both colour schemes
+  const SEEN_BOX = "#8b9bff";   // boxes on what the network saw (light ink on black)
+  const SEEN_SCALE = 8;         // what the network saw is drawn with this many canvas pixels per pixel
   const QUERY = apiQuery();     // "?min_confidence=..." when the page's address has it, else ""
 
   const $ = (id) => document.getElementById(id);
@@ -27,61 +37,90 @@
   const context = pad.getContext("2d");
   const boxes = $("boxes"), boxesContext = boxes.getContext("2d");
   const result = $("result"), digitBox = $("digit"), verdict = $("verdict"), confidence = $("confidence");
-  const barsBox = $("bars"), seen = $("seen"), seenContext = seen.getContext("2d");
+  const barsBox = $("bars"), seen_canvas = $("seen"), seenContext = seen_canvas.getContext("2d");
   const top3 = $("top3"), seenFrame = $("seen-frame"), announcer = $("announce"), chartNote = $("chart-note");
   const fileInput = $("file"), sourceNote = $("source-note"), undoButton = $("undo");
+  const seenExplain = $("seen-explain");
   const defaultNote = sourceNote.textContent;
 
   let classNames = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
   let strokes = [];             // each stroke: [[x, y], ...] in [0, 1] pad coordinates
   let current = null;           // the stroke being drawn
   let uploaded = null;          // an uploaded picture shown on the pad (ImageBitmap), or null
+  let fromUpload = false;       // the pad shows an upload (or a failed one): drawing starts over
   let generation = 0;           // bumped on Clear, Undo and upload: answers for older drawings are dropped
-  let sentSize = null;          // [width, height] of the last image sent: the digits' boxes are in its pixels
+  let sentFrame = null;         // where the last image sent lies on the pad: {left, top, scale} in pad shares
+                                // (scale: pad share per pixel sent); the digits' boxes are in its pixels
   let readDigits = [];          // the digits read from it: [{digit, box: [x0, y0, x1, y1], probabilities}]
   let timer = 0, inFlight = false, again = false, redrawQueued = false, announceTimer = 0;
 
   // --- drawing --------------------------------------------------------------------------------
 
-  function drawStroke(target, points, size) {
+  // The writing's size, a share of the pad: the height of all the ink drawn (a third of its width for a
+  // dash), never under MIN_WRITING.
+  function writingSize(all) {
+    const points = all.flat();
+    if (!points.length) return MIN_WRITING;
+    const xs = points.map(([x]) => x), ys = points.map(([, y]) => y);
+    const height = Math.max(...ys) - Math.min(...ys), width = Math.max(...xs) - Math.min(...xs);
+    return Math.max(height, width / 3, MIN_WRITING);
+  }
+
+  const brushFor = (all) => Math.min(MAX_BRUSH, Math.max(MIN_BRUSH, BRUSH_SHARE * writingSize(all)));
+
+  // One stroke, in pad shares mapped to a canvas by `frame` ({left, top, scale}: canvas pixels per pad
+  // share, from the pad point (left, top)), with a brush `brush` pad shares wide.
+  function drawStroke(target, points, frame, brush) {
+    const size = frame.scale;
+    const map = ([x, y]) => [(x - frame.left) * size, (y - frame.top) * size];
+    points = points.map(map);
     target.strokeStyle = INK;
     target.fillStyle = INK;
-    target.lineWidth = BRUSH * size;
+    target.lineWidth = brush * size;
     target.lineCap = "round";
     target.lineJoin = "round";
     const [x0, y0] = points[0];
     if (points.length === 1) {
       target.beginPath();
-      target.arc(x0 * size, y0 * size, (BRUSH * size) / 2, 0, 2 * Math.PI);
+      target.arc(x0, y0, (brush * size) / 2, 0, 2 * Math.PI);
       target.fill();
       return;
     }
     target.beginPath();
-    target.moveTo(x0 * size, y0 * size);
+    target.moveTo(x0, y0);
     // Through the midpoints with quadratic curves: smooth strokes from jittery pointer samples.
     for (let index = 1; index < points.length - 1; index++) {
       const [x, y] = points[index], [nextX, nextY] = points[index + 1];
-      target.quadraticCurveTo(x * size, y * size, ((x + nextX) / 2) * size, ((y + nextY) / 2) * size);
+      target.quadraticCurveTo(x, y, (x + nextX) / 2, (y + nextY) / 2);
     }
     const [lastX, lastY] = points[points.length - 1];
-    target.lineTo(lastX * size, lastY * size);
+    target.lineTo(lastX, lastY);
     target.stroke();
   }
 
-  function paint(target, size) {
+  // The pad (or the part of it that `frame` maps) on a canvas of `width` x `height` pixels.
+  function paint(target, width, height, frame) {
     target.fillStyle = "#fff";
-    target.fillRect(0, 0, size, size);
+    target.fillRect(0, 0, width, height);
     if (uploaded) {
-      const scale = Math.min(size / uploaded.width, size / uploaded.height);
-      const width = uploaded.width * scale, height = uploaded.height * scale;
-      target.drawImage(uploaded, (size - width) / 2, (size - height) / 2, width, height);
+      const fit = uploadFit();
+      target.drawImage(uploaded, (fit.left - frame.left) * frame.scale, (fit.top - frame.top) * frame.scale,
+        uploaded.width * fit.scale * frame.scale, uploaded.height * fit.scale * frame.scale);
     }
-    for (const stroke of strokes) drawStroke(target, stroke, size);
+    const brush = brushFor(strokes);
+    for (const stroke of strokes) drawStroke(target, stroke, frame, brush);
+  }
+
+  // Where an uploaded picture lies on the pad (fitted and centred): {left, top} in pad shares, and
+  // `scale` pad shares per picture pixel.
+  function uploadFit() {
+    const scale = Math.min(1 / uploaded.width, 1 / uploaded.height);
+    return { scale, left: (1 - uploaded.width * scale) / 2, top: (1 - uploaded.height * scale) / 2 };
   }
 
   function redraw() {
     redrawQueued = false;
-    paint(context, pad.width);
+    paint(context, pad.width, pad.height, { left: 0, top: 0, scale: pad.width });
     hint.classList.toggle("hidden", strokes.length > 0 || uploaded !== null);
     undoButton.setAttribute("aria-disabled", String(strokes.length === 0));
   }
@@ -105,43 +144,43 @@
 
   // --- boxes around the digits read ------------------------------------------------------------
 
-  // Where the image sent lies on the pad, in pad pixels: the whole pad for a drawing, the picture
-  // fitted and centred (as `paint` draws it) for an upload.
-  function sentFrame(size) {
-    const [width, height] = sentSize;
-    const scale = Math.min(size / width, size / height);
-    return { scale, left: (size - width * scale) / 2, top: (size - height * scale) / 2 };
-  }
-
-  // The boxes drawn are listed on the canvas too, as [left, top, width, height] in its pixels (`data-boxes`).
+  // The boxes drawn are listed on the canvas too, as [left, top, width, height] in its pixels (`data-boxes`),
+  // and their tags as [left, top, width, height] (`data-tags`). A box lies just outside its digit's ink
+  // (the brush's half width and its own line away), and its tag (the digit's name) above the box, or
+  // below it where there is no room above: neither covers the ink.
   function drawBoxes() {
-    const size = boxes.width, drawn = [];
+    const size = boxes.width, drawn = [], tags = [];
     boxesContext.clearRect(0, 0, size, boxes.height);
-    boxes.dataset.boxes = "[]";
-    if (!sentSize || !readDigits.length) return;
-    const frame = sentFrame(size);
-    const line = Math.max(2, Math.round(size / 160));
-    const font = Math.max(12, Math.round(size / 16));
+    boxes.dataset.boxes = boxes.dataset.tags = "[]";
+    if (!sentFrame || !readDigits.length) return;
+    const frame = sentFrame;
+    const line = Math.max(2, Math.round(size / 200));
+    // The boxes are of the ink (the brush's width included): outside them by the line and a gap.
+    const outset = 1.5 * line + 1;
+    const heights = readDigits.map((read) => (read.box[3] - read.box[1]) * frame.scale * size);
+    // Tags in proportion to the digits (half the tallest's height), from 12 pixels to a sixteenth of the pad.
+    const font = Math.round(Math.min(size / 16, Math.max(12, 0.5 * Math.max(...heights))));
     boxesContext.lineWidth = line;
     boxesContext.strokeStyle = BOX;
     boxesContext.font = `700 ${font}px system-ui, sans-serif`;
     boxesContext.textBaseline = "top";
     for (const read of readDigits) {
       const [x0, y0, x1, y1] = read.box;
-      const left = frame.left + x0 * frame.scale, top = frame.top + y0 * frame.scale;
-      const width = (x1 - x0) * frame.scale, height = (y1 - y0) * frame.scale;
+      const left = (frame.left + x0 * frame.scale) * size - outset, top = (frame.top + y0 * frame.scale) * size - outset;
+      const width = (x1 - x0) * frame.scale * size + 2 * outset, height = (y1 - y0) * frame.scale * size + 2 * outset;
       boxesContext.strokeRect(left, top, width, height);
       drawn.push([left, top, width, height].map(Math.round));
-      // The digit in a tag on the box's top-left corner, above it where there is room, else inside.
-      const label = classNames[read.digit] ?? String(read.digit);
+      const label = read.label;
       const tagWidth = boxesContext.measureText(label).width + font * 0.5, tagHeight = font * 1.2;
-      const tagTop = top - tagHeight >= 0 ? top - tagHeight : top;
+      const tagTop = top - line / 2 - tagHeight >= 0 ? top - line / 2 - tagHeight : top + height + line / 2;
       boxesContext.fillStyle = BOX;
       boxesContext.fillRect(left - line / 2, tagTop, tagWidth, tagHeight);
       boxesContext.fillStyle = "#fff";
       boxesContext.fillText(label, left - line / 2 + font * 0.25, tagTop + font * 0.12);
+      tags.push([left - line / 2, tagTop, tagWidth, tagHeight].map(Math.round));
     }
     boxes.dataset.boxes = JSON.stringify(drawn);
+    boxes.dataset.tags = JSON.stringify(tags);
   }
 
   function setBoxes(digits) {
@@ -158,7 +197,7 @@
   pad.addEventListener("pointerdown", (event) => {
     if (event.button !== 0 && event.pointerType === "mouse") return;
     event.preventDefault();
-    if (uploaded) startOver();           // drawing after an upload starts a new drawing
+    if (fromUpload) startOver();         // drawing after an upload (read or not) starts a new drawing
     stopAnnouncing();                     // drawing again: the last answer is no longer settled
     pad.setPointerCapture(event.pointerId);
     current = [pointOf(event)];
@@ -189,11 +228,20 @@
     if (!timer) timer = setTimeout(send, SEND_EVERY_MS);
   }
 
-  function padImage() {
+  // The drawing as the PNG sent: cropped to its ink with MARGIN_SHARE of paper around, at WRITING_PIXELS
+  // per writing size. Returns the blob and where it lies on the pad ({left, top, scale}: pad shares per pixel).
+  async function padImage() {
+    const points = strokes.flat(), writing = writingSize(strokes);
+    const margin = MARGIN_SHARE * writing + brushFor(strokes) / 2;
+    const left = Math.min(...points.map(([x]) => x)) - margin, top = Math.min(...points.map(([, y]) => y)) - margin;
+    const right = Math.max(...points.map(([x]) => x)) + margin, bottom = Math.max(...points.map(([, y]) => y)) + margin;
+    const scale = Math.min(WRITING_PIXELS / writing, MAX_SEND_SIDE / Math.max(right - left, bottom - top));
     const canvas = document.createElement("canvas");
-    canvas.width = canvas.height = UPLOAD_SIZE;
-    paint(canvas.getContext("2d"), UPLOAD_SIZE);
-    return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    canvas.width = Math.max(1, Math.round((right - left) * scale));
+    canvas.height = Math.max(1, Math.round((bottom - top) * scale));
+    paint(canvas.getContext("2d"), canvas.width, canvas.height, { left, top, scale });
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    return { blob, frame: { left, top, scale: 1 / scale } };
   }
 
   async function send() {
@@ -208,8 +256,8 @@
     const asked = generation;
     result.dataset.state = result.dataset.state === "empty" ? "busy" : result.dataset.state;
     try {
-      const body = await padImage();
-      await ask({ method: "POST", body, headers: { "Content-Type": "image/png" } }, asked, [UPLOAD_SIZE, UPLOAD_SIZE]);
+      const { blob, frame } = await padImage();
+      await ask({ method: "POST", body: blob, headers: { "Content-Type": "image/png" } }, asked, frame);
     } finally {
       inFlight = false;
       if (again) {
@@ -225,13 +273,13 @@
     return value === null ? "" : `?min_confidence=${encodeURIComponent(value)}`;
   }
 
-  // One image, two questions at once: one digit (/api/predict: the card, the bars, what the network
-  // sees) and a number (/api/read: the digits and their boxes). `size`: the image's [width, height],
-  // or null when the page cannot show it (then no boxes).
-  async function ask(request, asked, size) {
-    let responses;
+  // One image, one question: what is on it (/api/look: one digit, a number, or neither, with the boxes
+  // of the digits read and what the network saw). `frame`: where the image lies on the pad ({left,
+  // top, scale}: pad shares per pixel), or null when the page cannot show it (then no boxes).
+  async function ask(request, asked, frame) {
+    let response;
     try {
-      responses = await Promise.all(["/api/predict", "/api/read"].map((path) => fetch(path + QUERY, request)));
+      response = await fetch("/api/look" + QUERY, request);
     } catch (error) {
       if (asked === generation) {
         showError("The server does not answer", "Check that digitlab is still running, then try again.");
@@ -239,14 +287,12 @@
       }
       return;
     }
-    const [answer, reading] = await Promise.all(responses.map((response) => response.json().catch(() => ({}))));
+    const answer = await response.json().catch(() => ({}));
     if (asked !== generation) return;     // cleared or replaced meanwhile
-    const [predicted, read] = responses;
-    sentSize = size;
-    if (predicted.ok && Array.isArray(answer.probabilities)) {
-      showAnswer(answer, read.ok && typeof reading.text === "string" ? reading : { text: "", digits: [], confidence: 0 });
-    } else if (answer.code === "no_ink") showBlank();
-    else showError(...problem(predicted.status, answer.code));
+    sentFrame = frame;
+    if (response.ok && typeof answer.kind === "string") showAnswer(answer);
+    else if (answer.code === "no_ink") showBlank();
+    else showError(...problem(response.status, answer.code));
     announceSettled();
   }
 
@@ -299,29 +345,62 @@
     });
   }
 
-  function setBars(probabilities) {
+  // The bars of the image taken as one digit: `answer` has `probabilities` and their `probability_texts`
+  // (the server's one rounding); null: empty bars. Tiny values ("<1%", "0%") get no text over their bar.
+  function setBars(answer) {
+    const probabilities = answer ? answer.probabilities : null;
     const best = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
     barsBox.querySelectorAll(".bar").forEach((bar, index) => {
-      const value = probabilities ? probabilities[index] : 0;
+      const value = probabilities ? probabilities[index] : 0, text = probabilities ? answer.probability_texts[index] : "0%";
       bar.classList.toggle("best", index === best);
       bar.querySelector(".bar-fill").style.height = `${(value * 100).toFixed(1)}%`;
-      bar.querySelector(".bar-value").textContent = probabilities && value >= 0.005 ? percentText(value) : "";
-      bar.setAttribute("aria-label", `${classNames[index]}: ${percentText(value)}`);
+      bar.querySelector(".bar-value").textContent = /^[<0]/.test(text) ? "" : text;
+      bar.setAttribute("aria-label", `${classNames[index]}: ${text}`);
     });
   }
 
-  function setSeen(image) {
-    const pixels = seenContext.createImageData(28, 28);
-    for (let row = 0; row < 28; row++) {
-      for (let column = 0; column < 28; column++) {
-        const value = image ? Math.round(image[row][column] * 255) : 0;  // light ink on black
-        const at = (row * 28 + column) * 4;
-        pixels.data[at] = pixels.data[at + 1] = pixels.data[at + 2] = value;
-        pixels.data[at + 3] = 255;
-      }
+  const SEEN_WORDS = {
+    digit: ["The 28 by 28 image the network sees",
+      "Your drawing made to look like MNIST: cropped to the ink, scaled to fit 20 pixels, centred in " +
+      "28\u00a0\u00d7\u00a028. These 784 numbers are all the network gets."],
+    line: ["The line the number reader sees, with a box around each digit it read",
+      "The number as the line reader sees it: the ink scaled to a strip 24 pixels high, read left to right " +
+      "in one pass. A box around each digit it read."],
+    digits: ["Each digit read, as the network sees it",
+      "The number cut into digits, each made to look like MNIST (28\u00a0\u00d7\u00a028) and read alone."],
+  };
+
+  // What the network saw: `seen` = {kind, pixels (rows of values 0-1, light ink on black), boxes}, or null.
+  // Drawn SEEN_SCALE times larger, each pixel a square, with the boxes of the digits read.
+  function setSeen(seen) {
+    seenFrame.dataset.empty = String(!seen);
+    const kind = seen ? seen.kind : "digit";
+    seenFrame.dataset.kind = kind;
+    const [label, explanation] = SEEN_WORDS[kind] || SEEN_WORDS.digit;
+    seen_canvas.setAttribute("aria-label", label);
+    seenExplain.textContent = explanation;
+    seen_canvas.dataset.boxes = JSON.stringify(seen ? seen.boxes : []);
+    if (!seen || !seen.pixels.length) return;
+    const rows = seen.pixels.length, columns = seen.pixels[0].length;
+    const small = document.createElement("canvas");
+    small.width = columns;
+    small.height = rows;
+    const smallContext = small.getContext("2d"), pixels = smallContext.createImageData(columns, rows);
+    seen.pixels.forEach((row, rowIndex) => row.forEach((value, column) => {
+      const at = (rowIndex * columns + column) * 4;
+      pixels.data[at] = pixels.data[at + 1] = pixels.data[at + 2] = Math.round(value * 255);
+      pixels.data[at + 3] = 255;
+    }));
+    smallContext.putImageData(pixels, 0, 0);
+    seen_canvas.width = columns * SEEN_SCALE;
+    seen_canvas.height = rows * SEEN_SCALE;
+    seenContext.imageSmoothingEnabled = false;
+    seenContext.drawImage(small, 0, 0, seen_canvas.width, seen_canvas.height);
+    seenContext.strokeStyle = SEEN_BOX;
+    seenContext.lineWidth = 2;
+    for (const [x0, y0, x1, y1] of seen.boxes) {
+      seenContext.strokeRect(x0 * SEEN_SCALE + 1, y0 * SEEN_SCALE + 1, (x1 - x0) * SEEN_SCALE - 2, (y1 - y0) * SEEN_SCALE - 2);
     }
-    seenContext.putImageData(pixels, 0, 0);
-    seenFrame.dataset.empty = String(!image);
   }
 
   // A digit, a number or a class name: numbers of 3-4 digits get a smaller font, longer text smaller still.
@@ -332,16 +411,8 @@
     digitBox.classList.toggle("long", text.length > 2 && !(number && text.length <= 4));
   }
 
+  // A setting (the threshold asked for, the test accuracy), not a probability: those come worded by the server.
   const percent = (value, digits) => `${(value * 100).toFixed(digits)}%`;
-
-  // The one rounding for every probability on the page (bars, headline, top three): whole percents,
-  // and never 100% or 0% for what is not certain.
-  function percentText(value) {
-    const whole = Math.round(value * 100);
-    if (whole >= 100 && value < 1) return ">99%";
-    if (whole <= 0 && value > 0) return "<1%";
-    return `${whole}%`;
-  }
 
   const inWords = (text) => text.replace(">", "Over ").replace("<", "Under ");
 
@@ -352,93 +423,91 @@
 
   const nameOf = (digit) => classNames[digit] ?? String(digit);
 
-  // `answer`: /api/predict's (one digit, or none and why); `reading`: /api/read's (the number). The
-  // library decides whether the drawing is one digit: when /api/predict names one, that is the
-  // answer (the reading may cut a loose 8 into a 4 and an 8); when it says "several digits", the
-  // number read is; otherwise, no digit at all (the reading may find digits in the pieces of a star).
-  function showAnswer(answer, reading) {
-    if (answer.digit !== null && answer.digit !== undefined) showDigit(answer, reading);
-    else if (answer.reason === "several digits" && reading.text) showNumber(answer, reading);
+  // /api/look's answer: one digit, a number, or neither (the library decides; see inference/looking.py).
+  function showAnswer(answer) {
+    if (answer.kind === "digit") showDigit(answer);
+    else if (answer.kind === "number") showNumber(answer);
     else showRefused(answer);
   }
 
-  // One digit: its box when the reading found that digit alone (it may cut a digit differently, or
-  // leave out a part it is unsure of: then no box rather than one around a part).
-  function showDigit(answer, reading) {
-    const [read] = reading.digits;
-    setBoxes(reading.digits.length === 1 && read.digit === answer.digit ? [read] : []);
-    const probability = answer.probabilities[answer.digit];
-    const named = withArticle(nameOf(answer.digit));
-    result.dataset.state = "answer";
-    setDigit(nameOf(answer.digit));
-    verdict.textContent = probability >= 0.8 ? `It's ${named}` : probability >= 0.5 ? `Probably ${named}` :
-      `Maybe ${named}?`;
-    confidence.textContent = `${inWords(percentText(probability))} sure`;
-    setTop3(answer.probabilities);
-    setBars(answer.probabilities);
-    setSeen(answer.preprocessed);
+  // "It's", "Probably", "Maybe ...?": how sure, in words, of a digit or a number.
+  function sureWords(confidence, named) {
+    return confidence >= 0.8 ? `It's ${named}` : confidence >= 0.5 ? `Probably ${named}` : `Maybe ${named}?`;
   }
 
-  // Several digits: the number, each digit with its own probability and box; the bars would be those
-  // of the whole drawing taken for one digit, so none are shown.
-  function showNumber(answer, reading) {
-    setBoxes(reading.digits);
+  function showDigit(answer) {
+    setBoxes(answer.boxes);
+    result.dataset.state = "answer";
+    setDigit(answer.text);
+    verdict.textContent = sureWords(answer.confidence, withArticle(answer.text));
+    confidence.textContent = `${inWords(answer.confidence_text)} sure`;
+    setTop3(answer);
+    setBars(answer);
+    setSeen(answer.seen);
+  }
+
+  // A number: each digit (and separator) with its own probability and box; the bars would be those of
+  // the whole drawing taken for one digit, so none are shown.
+  function showNumber(answer) {
+    const digits = answer.boxes.filter((read) => read.kind === "digit").length, marks = answer.boxes.length - digits;
+    setBoxes(answer.boxes);
     result.dataset.state = "number";
-    setDigit(reading.text);
-    verdict.textContent = `Several digits \u2014 read as ${reading.text}`;
-    confidence.textContent = reading.text.length >= 2
-      ? `${inWords(percentText(reading.confidence))} sure of all ${reading.text.length}`
-      : "The rest does not look like digits.";
-    setChips(reading.digits.map((read) => [read.digit, read.probabilities[read.digit]]), "Digits read, left to right");
+    setDigit(answer.text);
+    verdict.textContent = sureWords(answer.confidence, answer.text);
+    confidence.textContent = `${inWords(answer.confidence_text)} sure of all ${digits} digits` +
+      (marks ? ` and ${marks === 1 ? "the mark" : `${marks} marks`} between them` : "");
+    setChips(answer.boxes.map((read) => [read.label, read.confidence_text]),
+      marks ? "Digits and marks read, left to right" : "Digits read, left to right");
     top3.classList.add("digits");
     setBars(null);
     chartNote.hidden = false;
-    setSeen(answer.preprocessed);
+    setSeen(answer.seen);
   }
 
-  // Not one digit, and no number: the server's reason in words, with the probabilities it had.
+  // Neither one digit nor a number: the reason in words, with the probabilities the network had.
   function showRefused(answer) {
     setBoxes([]);
     result.dataset.state = "refused";
-    if (answer.reason === "unsure") {
+    if (answer.kind === "unsure") {
       const best = answer.probabilities.map((value, index) => [value, index])
         .filter(([, index]) => classNames[index] !== NOT_A_DIGIT).sort((a, b) => b[0] - a[0])[0];
       const asked = QUERY ? Number(new URLSearchParams(QUERY).get("min_confidence")) : NaN;
       setDigit("?");
       verdict.textContent = "Not sure that's a digit";
-      confidence.textContent = `Maybe ${withArticle(nameOf(best[1]))}? ${inWords(percentText(best[0]))} sure, ` +
+      confidence.textContent = `Maybe ${withArticle(nameOf(best[1]))}? ${inWords(answer.probability_texts[best[1]])} sure, ` +
         (Number.isFinite(asked) ? `under the ${percent(asked, 0)} asked for.` : "too little to say.");
     } else {
       setDigit("\u2717");
       verdict.textContent = "That doesn't look like a digit";
       confidence.textContent = answer.reason === "several digits"
-        ? "It looks like several marks, and none of them like a digit."
+        ? "Several marks, and no number in them."
         : "The network takes it for something else: a letter, a sign or a drawing.";
     }
-    setTop3(answer.probabilities);
-    setBars(answer.probabilities);
-    setSeen(answer.preprocessed);
+    setTop3(answer);
+    setBars(answer);
+    setSeen(answer.seen);
   }
 
-  function setTop3(probabilities) {
+  // The three most probable classes of the image taken as one digit, with their texts; `answer` null: none.
+  function setTop3(answer) {
     top3.classList.remove("digits");
     chartNote.hidden = true;
-    const ranked = probabilities &&
-      probabilities.map((value, index) => [index, value]).sort((a, b) => b[1] - a[1]).slice(0, 3);
+    const ranked = answer && answer.probabilities.map((value, index) => [index, value])
+      .sort((a, b) => b[1] - a[1]).slice(0, 3).map(([index]) => [nameOf(index), answer.probability_texts[index]]);
     setChips(ranked, "Most likely");
   }
 
-  // The chips under the verdict: [[class, probability], ...], or null for none.
+  // The chips under the verdict: [[name, probability as text], ...], or null for none.
   function setChips(chips, label) {
     top3.textContent = "";
     top3.hidden = !chips;
     top3.setAttribute("aria-label", label);
     if (!chips) return;
-    for (const [index, value] of chips) {
+    for (const [named, text] of chips) {
       const item = document.createElement("li");
       const name = document.createElement("b");
-      name.textContent = nameOf(index);
-      item.append(name, percentText(value));
+      name.textContent = named;
+      item.append(name, text);
       top3.appendChild(item);
     }
   }
@@ -479,6 +548,7 @@
     setBoxes([]);
     if (uploaded && uploaded.close) uploaded.close();
     uploaded = null;
+    fromUpload = false;
     sourceNote.textContent = defaultNote;
     stopAnnouncing();
     queueRedraw();
@@ -530,6 +600,7 @@
   async function upload(file) {
     if (!file) return;
     startOver();
+    fromUpload = true;
     const asked = generation;
     const name = file.name || "an image";
     sourceNote.textContent = `Uploaded: ${name} (${sizeText(file.size)})`;
@@ -547,13 +618,13 @@
     queueRedraw();
     result.dataset.state = "busy";
     let body = file, filename = file.name || "image";
-    let size = bitmap ? [bitmap.width, bitmap.height] : null;
+    let sentWidth = bitmap ? bitmap.width : 0;
     if (bitmap && (file.size > MAX_SEND_BYTES || Math.max(bitmap.width, bitmap.height) > MAX_SIDE)) {
       const shrunk = await shrink(bitmap);
       if (asked !== generation) return;
       if (shrunk) {
         body = shrunk.blob;
-        size = [shrunk.width, shrunk.height];
+        sentWidth = shrunk.width;
         filename = filename.replace(/\.[^.]*$/, "") + ".jpg";
         sourceNote.textContent = `Uploaded: ${name} (${sizeText(file.size)}; sent shrunk to ` +
           `${shrunk.width}\u00a0\u00d7\u00a0${shrunk.height})`;
@@ -561,7 +632,10 @@
     }
     const form = new FormData();
     form.append("file", body, filename);
-    await ask({ method: "POST", body: form }, asked, size);
+    // Where the picture sent lies on the pad: fitted and centred, as `paint` draws it.
+    const fit = bitmap ? uploadFit() : null;
+    const frame = fit ? { left: fit.left, top: fit.top, scale: (fit.scale * bitmap.width) / sentWidth } : null;
+    await ask({ method: "POST", body: form }, asked, frame);
   }
 
   $("clear").addEventListener("click", clearAll);
