@@ -3,7 +3,11 @@
     .venv/bin/python scripts/build_bundled_reader.py [--run-dir DIR] [--seed 0] [--output src/digitlab/bundled]
 
 1. Train: `digitlab train --recipe reader-large --seed SEED --run-dir DIR` (about 50 minutes on 2 CPU
-   cores). A finished run already in DIR with exactly that recipe's settings is used as it is.
+   cores). A finished run already in DIR with exactly that recipe's settings is used as it is. With
+   `--reuse-classifier RUN` (a finished reader-large run whose settings differ from the recipe's in the
+   line model's settings at most), RUN's classifier is copied into DIR as it is and only the line
+   model is trained again, with this source tree's line model code (which may have changed: new
+   training marks, new classes); the manifest says so under "training".
 2. Export both networks to ONNX (`digitlab export`: each file checked against Keras).
 3. Score the exported reader on every test set of `digitlab.inference.scoring` (built from MNIST's test
    digits, drawn non-digits of kinds no training uses, handwriting fonts), and on the small check
@@ -39,6 +43,8 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "bundled-reader", help="the training run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=ROOT / "src" / "digitlab" / "bundled")
+    parser.add_argument("--reuse-classifier", type=Path, help="a finished reader-large run: keep its classifier, "
+                        "train only the line model again (into --run-dir)")
     arguments = parser.parse_args()
 
     from digitlab import __version__, runs
@@ -46,7 +52,10 @@ def main() -> None:
     from digitlab.training.recipes import recipe_config
 
     config = recipe_config(RECIPE, seed=arguments.seed)
-    run = _trained_run(config, arguments.run_dir)
+    if arguments.reuse_classifier is not None:
+        run, retrained = _retrained_line_model(config, arguments.reuse_classifier, arguments.run_dir)
+    else:
+        run, retrained = _trained_run(config, arguments.run_dir), None
     with tempfile.TemporaryDirectory(prefix="digitlab-bundle-") as scratch:
         scratch = Path(scratch)
         _export(run.path, scratch / CLASSIFIER_FILE)
@@ -68,7 +77,7 @@ def main() -> None:
             "source_commit": _commit(),
             "digitlab_version": __version__,
             "training_data": _training_data(config),
-            "training": _training(run),
+            "training": _training(run, retrained),
             "scores": scores,
             "scores_command": "scripts/build_bundled_reader.py (digitlab.inference.scoring.score_reader, "
                               f"ScoreSizes() with seed {scoring.SEED})",
@@ -104,6 +113,62 @@ def _trained_run(config, run_dir: Path):
     return runs.read_run(run_dir)
 
 
+# Settings that only the line model depends on: a run that differs in these alone keeps its classifier.
+LINE_MODEL_SETTINGS = {"line_model_lines", "line_model_size"}
+# Beside the line model of a run made with --reuse-classifier: where its classifier came from, and how the
+# line model was trained (its presence marks a finished retraining).
+RETRAINED_FILE = "line_model_retrained.json"
+
+
+def _retrained_line_model(config, source_dir: Path, run_dir: Path):
+    """A run in run_dir with source_dir's classifier and a line model trained now with `config`'s line model
+    settings (or the one trained there before, when run_dir holds a finished retraining of source_dir).
+
+    Returns:
+        (run, what was retrained: a dict for the manifest).
+    """
+    import json
+    import shutil
+
+    from digitlab import runs
+    from digitlab.data import datasets
+    from digitlab.training import line_model
+
+    record_path = run_dir / RETRAINED_FILE
+    if record_path.is_file():
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        if record.get("classifier_from") != str(source_dir.resolve()):
+            sys.exit(f"{run_dir} holds a line model retrained for another run ({record.get('classifier_from')}); "
+                     "give a new --run-dir")
+        print(f"using the line model retrained before in {run_dir}", flush=True)
+        return runs.read_run(run_dir), record
+    source = runs.read_run(source_dir)
+    trained = source.config.training.to_dict()
+    differs = {name for name, value in config.to_dict().items() if trained.get(name) != value} - LINE_MODEL_SETTINGS
+    if source.metrics is None or source.metrics.status != "finished" or differs:
+        sys.exit(f"{source_dir} cannot lend its classifier (settings other than the line model's differ: "
+                 f"{sorted(differs)}, status {source.metrics.status if source.metrics else 'none'})")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        sys.exit(f"{run_dir} is not empty; give a new --run-dir for the retrained line model")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (runs.MODEL_FILE, runs.HISTORY_FILE, runs.METRICS_FILE):
+        if (source_dir / name).is_file():
+            shutil.copy2(source_dir / name, run_dir / name)
+    runs.write_json(run_dir / runs.CONFIG_FILE, dataclasses.replace(source.config, training=config).to_dict())
+    print(f"training the line model again ({config.line_model_lines:,} lines, {config.line_model_size}) with "
+          f"the classifier of {source_dir} ...", flush=True)
+    (train_images, train_labels), _ = datasets.load("mnist")
+    seconds = line_model.train_and_save(train_images, train_labels, config.line_model_lines, config.seed, run_dir,
+                                        verbose=1, size=config.line_model_size)
+    record = {"classifier_from": str(source_dir.resolve()), "classifier_trained_at": source.config.created_at,
+              "line_model_seconds": round(seconds), "line_model_source_commit": _commit(),
+              "line_model_trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "machine": _machine()}
+    runs.write_json(record_path, record)
+    print(f"line model trained in {seconds / 60:.1f} min", flush=True)
+    return runs.read_run(run_dir), record
+
+
 def _export(run_dir: Path, output: Path) -> None:
     from digitlab.inference.export import export_run
 
@@ -133,20 +198,33 @@ def _training_data(config) -> dict[str, dict[str, str]]:
     return {name: dict(DATASETS[name].checksums) for name in names}
 
 
-def _training(run) -> dict[str, object]:
+def _training(run, retrained: dict | None = None) -> dict[str, object]:
     """How long the run took, from its config's creation to its metrics, on what machine, with which fonts
-    drawing its non-digits' letters (what the machine has installed: the run depends on them)."""
+    drawing its non-digits' letters (what the machine has installed: the run depends on them). For a line
+    model trained again (`retrained`), the classifier's figures are its original run's, and `line_model`
+    says that only the line model was trained again, when, in how long, from which source."""
     from digitlab.data.nondigits import find_truetype_fonts
 
     started = datetime.datetime.fromisoformat(run.config.created_at)
     finished = datetime.datetime.fromisoformat(run.metrics.finished_at)
-    return {"seconds": round((finished - started).total_seconds()),
-            "line_model_seconds": round(run.metrics.line_model_seconds or 0),
-            "classifier_fit_seconds": round(run.metrics.fit_seconds),
-            "classifier_test_accuracy": run.metrics.test_accuracy,
-            "command": f"digitlab train --recipe {RECIPE} --seed {run.config.training.seed} --run-dir RUN",
-            "fonts": [Path(font).name for font in find_truetype_fonts()],
-            "machine": _machine()}
+    training = {"seconds": round((finished - started).total_seconds()),
+                "line_model_seconds": round(run.metrics.line_model_seconds or 0),
+                "classifier_fit_seconds": round(run.metrics.fit_seconds),
+                "classifier_test_accuracy": run.metrics.test_accuracy,
+                "command": f"digitlab train --recipe {RECIPE} --seed {run.config.training.seed} --run-dir RUN",
+                "fonts": [Path(font).name for font in find_truetype_fonts()],
+                "machine": _machine()}
+    if retrained is not None:
+        training["seconds"] += retrained["line_model_seconds"] - training["line_model_seconds"]
+        training["line_model_seconds"] = retrained["line_model_seconds"]
+        training["line_model"] = {
+            "retrained": True,
+            "note": "the classifier is the earlier run's, unchanged; only the line model was trained again "
+                    "(same settings, this source tree's line model code), with scripts/build_bundled_reader.py "
+                    "--reuse-classifier RUN",
+            **{name: value for name, value in retrained.items() if name != "classifier_from"}}
+        training["command"] += " (classifier); then scripts/build_bundled_reader.py --reuse-classifier RUN"
+    return training
 
 
 def _commit() -> str | None:

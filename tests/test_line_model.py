@@ -57,9 +57,24 @@ def test_blank_paper_and_a_bar_have_no_line():
     assert line_strip.find_line_ink(bar) is None
 
 
-def test_a_very_long_line_is_squeezed_to_the_widest_strip():
+def test_a_long_line_keeps_its_size_and_is_cut_into_windows_at_its_gaps():
     found = line_strip.find_line_ink(paper_line(marks=40, gap=30, scale=1))
-    assert line_strip.line_strip(found).pixels.shape[1] == line_strip.STRIP_WIDEST
+    strip = line_strip.line_strip(found).pixels
+    assert strip.shape[1] > 2 * line_strip.STRIP_WIDEST  # not squeezed: 40 marks keep their size
+    step = line_model.COLUMNS_PER_STEP
+    windows = line_strip.strip_windows(strip, step)
+    assert len(windows) >= 3 and windows[0][0] == 0
+    joined = np.zeros_like(strip)
+    for (start, window), following in zip(windows, [*windows[1:], (strip.shape[1], None)], strict=True):
+        stop = following[0]
+        assert window.shape[1] <= line_strip.STRIP_WIDEST and window.shape[1] % line_strip.STRIP_STEP == 0
+        assert start % step == 0 and not window[:, stop - start:].any()  # padding only past its own columns
+        if stop < strip.shape[1]:
+            assert strip[:, stop].max() < line_strip.WINDOW_EMPTY_LEVEL  # cut where no mark is
+        joined[:, start:stop] = window[:, :stop - start]
+    assert np.array_equal(joined, strip)
+    short = strip[:, :line_strip.STRIP_WIDEST]
+    assert line_strip.strip_windows(short, step)[0][1] is short and len(line_strip.strip_windows(short, step)) == 1
 
 
 # --- training/line_model.py -----------------------------------------------------------------------------
@@ -71,12 +86,26 @@ def test_synthesized_strips_carry_their_digits_as_ctc_targets():
     assert strips.dtype == np.uint8 and strips.shape[1:] == (line_strip.STRIP_HEIGHT, line_model.TRAIN_WIDTH)
     assert len(strips) == len(targets) >= 36  # the front end finds nearly every line's ink
     lengths = (targets != line_model.BLANK).sum(axis=1)
-    assert lengths.max() <= line_model.TRAIN_LENGTHS[1] and (lengths == 0).any()  # some lines hold no digit
-    for row in targets:  # digits first (as classes 1-10), then padding
+    assert lengths.max() <= line_model.TARGET_LENGTH and (lengths == 0).any()  # some lines hold no digit
+    for row in targets:  # digits (classes 1-10) and separators (11 on) first, then padding
         assert not row[(row != 0).sum():].any()
-        assert set(row[row != 0]) <= set(range(1, 11))
+        assert set(row[row != 0]) <= set(range(1, line_model.CLASSES))
+        assert (row[row != 0] <= 10).sum() <= line_model.TRAIN_LENGTHS[1]
     again, _ = line_model.synthesize_strips(images, labels, 40, seed=3, workers=1)
     assert np.array_equal(strips, again)  # the seed fixes the lines
+
+
+def test_some_training_lines_have_separators_between_digits_and_most_have_none():
+    images, labels = digit_like_images(64)
+    _, targets = line_model.synthesize_strips(images, labels, 300, seed=5, workers=1)
+    separators = targets >= line_model.DIGIT_CLASSES
+    marked = separators.any(axis=1)
+    assert 0.1 < marked.mean() < 0.4  # SEPARATOR_LINES of the lines with two digits or more
+    assert {int(value) for value in targets[separators]} == set(range(line_model.DIGIT_CLASSES, line_model.CLASSES))
+    for row in targets[marked]:  # never first or last, never two in a row: between digits
+        classes = row[row != 0]
+        assert classes[0] <= 10 and classes[-1] <= 10
+        assert not any(a > 10 and b > 10 for a, b in zip(classes, classes[1:], strict=False))
 
 
 def test_training_strips_are_padded_or_cut_to_the_training_width_and_squeezed_only_when_their_ink_is_wider():
@@ -157,6 +186,36 @@ def test_ctc_decoding_merges_repeats_drops_blanks_and_keeps_doubled_digits_apart
         assert run.probabilities.shape == (10,) and run.probabilities.argmax() == run.digit
         assert abs(float(run.probabilities.sum()) - 1.0) < 1e-5 and 0.99 < run.confidence <= 1.0
     assert line_reading.decode_runs(logits_for([0, 0, 0])) == []
+
+
+def test_ctc_decoding_reads_separator_classes_as_marks_and_digit_evidence_leaves_them_out():
+    point, slash = (line_model.DIGIT_CLASSES + line_model.SEPARATORS.index(mark) for mark in "./")
+    runs = line_reading.decode_runs(logits_for([2, 2, 0, point, 0, 6, slash, slash, 3]))
+    assert [(run.digit, run.separator) for run in runs] == [(1, ""), (-1, "."), (5, ""), (-1, "/"), (2, "")]
+    assert all(0.99 < run.confidence <= 1.0 for run in runs)
+
+    class Network:  # every step a point: no digit anywhere
+        input_shape, output_shape = (None, line_strip.STRIP_HEIGHT, None, 1), (None, None, line_model.CLASSES)
+
+        def forward(self, inputs):
+            return np.tile(logits_for([point])[None], (len(inputs), inputs.shape[2] // 4, 1))
+
+    reader = line_reading.LineReader(Network(), "points")
+    assert reader.digit_evidence(np.ones((2, 28, 28), np.float32)).max() < 0.01
+
+
+def test_a_line_model_of_digits_only_still_reads():
+    class Network:  # trained before separators: blank and ten digits
+        input_shape, output_shape = (None, line_strip.STRIP_HEIGHT, None, 1), (None, None, line_model.DIGIT_CLASSES)
+
+        def forward(self, inputs):
+            return np.tile(logits_for([0, 4, 0], classes=line_model.DIGIT_CLASSES)[None],
+                           (len(inputs), inputs.shape[2] // 12, 1))
+
+    reader = line_reading.LineReader(Network(), "digits only")
+    found = line_strip.find_line_ink(paper_line(marks=2))
+    runs = reader.read_strips([line_strip.line_strip(found).pixels])[0]
+    assert runs and {run.digit for run in runs} == {3} and not any(run.separator for run in runs)
 
 
 def test_each_digit_gets_the_ink_between_its_neighbours_midpoints():

@@ -207,3 +207,83 @@ def test_bad_input_is_refused(digits):
         lines.build_line_set(images.astype(np.float32), labels, 2, seed=0)
     with pytest.raises(ValueError, match="0..9"):
         lines.single_digit_photos(images, labels + 10, 2, seed=0)
+
+
+# --- separators -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_marks_are_drawn_as_people_write_them(seed):
+    rng = np.random.default_rng(seed)
+    height = 40.0
+    point, point_lift = lines.draw_mark(".", height, rng)
+    assert max(point.shape) <= 0.4 * height and components(point) == 1 and abs(point_lift) <= 0.12 * height
+    assert max(point.shape) >= 0.12 * height  # not a speck: the front end keeps it
+    dash, dash_lift = lines.draw_mark("-", height, rng)
+    assert dash.shape[1] > 2 * dash.shape[0] and components(dash) == 1
+    assert 0.15 * height < dash_lift + dash.shape[0] / 2 < 0.7 * height  # its middle half way up the digits
+    slash, _ = lines.draw_mark("/", height, rng)
+    assert slash.shape[0] > 0.7 * height and slash.shape[0] > slash.shape[1] and components(slash) == 1
+    colon, colon_lift = lines.draw_mark(":", height, rng)
+    assert components(colon) == 2 and colon.shape[0] > 2 * colon.shape[1] - 4 and colon_lift < 0.2 * height
+    comma, comma_lift = lines.draw_mark(",", height, rng)
+    assert comma_lift < 0 and components(comma) == 1  # its tail reaches below the baseline
+    for ink in (point, dash, slash, colon, comma):
+        assert ink.dtype == np.float32 and ink.max() > 0.9 and ink.min() >= 0.0
+
+
+def test_slashes_lean_both_ways():
+    rng = np.random.default_rng(0)
+    leans = []
+    for _ in range(40):
+        slash, _ = lines.draw_mark("/", 40.0, rng)
+        rows, columns = np.nonzero(slash > 0.5)
+        leans.append(np.polyfit(rows, columns, 1)[0])  # columns per row going down: < 0 for "/", > 0 for "\"
+    assert sum(lean < 0 for lean in leans) > 20 and sum(lean > 0 for lean in leans) >= 4
+
+
+def test_compose_glyphs_puts_marks_between_digits_with_a_box_each_and_spaces_as_wider_gaps(digits):
+    images, _ = digits
+    rng = np.random.default_rng(1)
+    ink, boxes = lines.compose_glyphs([images[0], images[2], ".", images[3], lines.SPACE, images[1]], rng, "touching")
+    assert len(boxes) == 5  # the space has no box
+    centres = [(x0 + x1) / 2 for x0, _, x1, _ in boxes]
+    assert centres == sorted(centres)
+    digit_height = np.median([y1 - y0 for x0, y0, x1, y1 in (boxes[0], boxes[1], boxes[3], boxes[4])])
+    point = boxes[2]
+    assert point[3] - point[1] < 0.45 * digit_height and point[1] > boxes[1][1] + 0.5 * digit_height
+    assert point[0] >= boxes[1][2] - 2 and point[2] <= boxes[3][0] + 2  # apart from its neighbours
+    assert boxes[4][0] - boxes[3][2] >= 0.7 * digit_height  # the space
+    with pytest.raises(ValueError, match="unknown mark"):
+        lines.compose_glyphs([images[0], "?", images[1]], rng, "apart")
+    with pytest.raises(ValueError, match="between glyphs"):
+        lines.compose_glyphs([lines.SPACE, images[0]], rng, "apart")
+    with pytest.raises(ValueError, match="at least one image"):
+        lines.compose_glyphs(["."], rng, "apart")
+
+
+def test_separator_sets_follow_their_formats_with_a_box_per_digit_and_mark(digits):
+    images, labels = digits
+    made = lines.build_separator_set(images, labels, 2 * len(lines.SEPARATOR_FORMATS), seed=4)
+    assert len(made) == 2 * len(lines.SEPARATOR_FORMATS)
+    for line, (_, groups, separator) in zip(made, 2 * lines.SEPARATOR_FORMATS, strict=True):
+        parts = line.text.split(separator)
+        assert len(parts) == len(groups) and all(part.isdigit() for part in parts)
+        assert all(fewest <= len(part) <= most for part, (fewest, most) in zip(parts, groups, strict=True))
+        assert len(line.boxes) == len(line.text.replace(lines.SPACE, ""))
+        assert line.image.dtype == np.uint8 and line.layout in lines.LAYOUTS
+    again = lines.build_separator_set(images, labels, 3, seed=4)
+    assert [line.text for line in again] == [line.text for line in made[:3]]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(again, made, strict=False))
+
+
+def test_lines_without_marks_are_drawn_as_before(digits):
+    """Seeded sets of plain lines (benchmarks, the bundled reader's check sample) must not change with marks:
+    a line of images alone draws the same random numbers whether composed by compose_line or compose_glyphs,
+    and a line with marks draws more."""
+    images, labels = digits
+    first = lines.compose_line(images[:4], labels[:4], np.random.default_rng(3), "apart")
+    second = lines.compose_glyphs(list(images[:4]), np.random.default_rng(3), "apart")
+    assert np.array_equal(first[0], second[0]) and first[1] == second[1]
+    marked = lines.compose_glyphs([images[0], "-", *images[1:4]], np.random.default_rng(3), "apart")
+    assert marked[0].shape != first[0].shape and len(marked[1]) == 5

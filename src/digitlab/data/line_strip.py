@@ -8,7 +8,8 @@ its training strips from synthetic photos, so training and reading see the same 
    at again in the picture's own pixels; connected strokes found and specks dropped. A bar or a dot
    (strokes about as thick as the line is tall) is no line of digits.
 2. `line_strip`: the ink's box scaled to STRIP_HEIGHT rows (aspect kept), padded on the right to a
-   multiple of STRIP_STEP columns: the input of the line model (`training/line_model.py`).
+   multiple of STRIP_STEP columns: the input of the line model (`training/line_model.py`). A strip
+   wider than STRIP_WIDEST is read in windows (`strip_windows`), so that a long line keeps its size.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from digitlab.data.framing import stroke_width
 from digitlab.data.ink import extract_ink
 
 # The line is analysed with its shorter side at most this many pixels (and its longer at most
-# WORKING_LONGEST): digits end up 20 pixels tall, so more detail only costs time.
+# WORKING_LONGEST): digits end up 20 pixels tall, so more detail only costs time. A long line (a picture
+# 100 times wider than tall: about 100 digits) keeps its digits that tall; a longer one shrinks them.
 WORKING_SHORTEST = 112
-WORKING_LONGEST = 1200
+WORKING_LONGEST = 12_000
 # Ink above this level (of 1) belongs to a stroke when cutting the line into pieces.
 STROKE_LEVEL = 0.25
 # Pieces smaller than this share of the line height (in both directions) are specks.
@@ -36,12 +38,17 @@ DIGIT_STROKES = 2.5
 ZOOM_BELOW = 0.4
 ZOOM_SCALE = 1.5
 # The strip: rows, the ink's box filling all but STRIP_MARGIN rows (and columns) on each side; its
-# width a multiple of STRIP_STEP columns (few widths: few shapes for the line model to compile), at
-# most STRIP_WIDEST (a longer line is squeezed to fit).
+# width a multiple of STRIP_STEP columns. The line model is shown at most STRIP_WIDEST columns at once
+# (few widths: few shapes for it to compile); a wider strip is cut into windows at its gaps
+# (`strip_windows`). A strip wider than STRIP_LONGEST (over a thousand digits) is squeezed to fit.
 STRIP_HEIGHT = 24
 STRIP_MARGIN = 2
 STRIP_STEP = 64
 STRIP_WIDEST = 512
+STRIP_LONGEST = 64 * STRIP_WIDEST
+# A window ends at an empty column (ink below this level) in its last WINDOW_SEARCH share, where there is one.
+WINDOW_EMPTY_LEVEL = 0.05
+WINDOW_SEARCH = 0.5
 # Columns are stretched by this much against rows: a "1" is then more than one step of the line model wide.
 STRIP_STRETCH = 1.5
 
@@ -109,14 +116,43 @@ def line_strip(line: LineInk) -> Strip:
     inner = STRIP_HEIGHT - 2 * STRIP_MARGIN
     column_scale = STRIP_STRETCH * inner / (bottom - top)
     width = max(1, round((right - left) * column_scale))
-    if width > STRIP_WIDEST - 2 * STRIP_MARGIN:
-        width = STRIP_WIDEST - 2 * STRIP_MARGIN
+    if width > STRIP_LONGEST - 2 * STRIP_MARGIN:
+        width = STRIP_LONGEST - 2 * STRIP_MARGIN
     column_scale = width / (right - left)
     scaled = np.asarray(Image.fromarray(crop, mode="F").resize((width, inner), Image.Resampling.BILINEAR))
     used = width + 2 * STRIP_MARGIN
     pixels = np.zeros((STRIP_HEIGHT, STRIP_STEP * math.ceil(used / STRIP_STEP)), dtype=np.float32)
     pixels[STRIP_MARGIN:STRIP_MARGIN + inner, STRIP_MARGIN:STRIP_MARGIN + width] = np.clip(scaled, 0.0, 1.0)
     return Strip(pixels, left, column_scale, used)
+
+
+def strip_windows(pixels: np.ndarray, columns_per_step: int) -> list[tuple[int, np.ndarray]]:
+    """A strip cut into windows of at most STRIP_WIDEST columns for the line model: (first column, window).
+
+    Each window but the last ends at an empty column (the gap between two digits) found in its last
+    WINDOW_SEARCH share, else at its emptiest column there; windows start on a multiple of
+    `columns_per_step` (so the model's steps line up with the whole strip's) and are padded on the right
+    to a multiple of STRIP_STEP. A strip no wider than STRIP_WIDEST is one window, itself.
+    """
+    width = pixels.shape[1]
+    if width <= STRIP_WIDEST:
+        return [(0, pixels)]
+    if STRIP_WIDEST % columns_per_step:
+        raise ValueError(f"columns_per_step must divide {STRIP_WIDEST}, got {columns_per_step}")
+    column_ink = pixels.max(axis=0)  # (width,)
+    windows, start = [], 0
+    while start < width:
+        stop = start + STRIP_WIDEST
+        if stop < width:
+            candidates = np.arange(start + round(STRIP_WIDEST * (1 - WINDOW_SEARCH)), stop, columns_per_step)
+            empty = candidates[column_ink[candidates] < WINDOW_EMPTY_LEVEL]
+            stop = int(empty[-1]) if len(empty) else int(candidates[np.argmin(column_ink[candidates])])
+        window = pixels[:, start:min(stop, width)]
+        padded = np.zeros((pixels.shape[0], STRIP_STEP * math.ceil(window.shape[1] / STRIP_STEP)), dtype=pixels.dtype)
+        padded[:, :window.shape[1]] = window
+        windows.append((start, padded))
+        start = stop
+    return windows
 
 
 def pieces_box(line: LineInk) -> tuple[slice, slice]:

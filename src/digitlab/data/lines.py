@@ -6,6 +6,11 @@ ink after that. `render_photo` makes the ink a photo: scaled up, on unevenly lit
 blurred, noisy and JPEG-compressed; about one photo in seven is light ink on a dark board. Single
 digits and non-digits are photographed the same way, so the reader's three measures (numbers read,
 single digits right, non-digits refused) come from one kind of picture.
+
+A line may also hold the marks people write between digits (`compose_glyphs`, `draw_mark`): a decimal
+point or comma, a hyphen or dash, a slash, a colon, each drawn with a pen of its own at its own height
+(points on the baseline, dashes half way up), and wider gaps for spaces: "12.50", "2024-12-06",
+"555 0199". `build_separator_set` photographs such numbers (and `SEPARATOR_FORMATS` lists them).
 """
 
 from __future__ import annotations
@@ -55,6 +60,50 @@ LIGHT_ON_DARK_SHARE = 0.15
 JPEG_QUALITY = (50, 90)
 # The truth written beside the images by write_line_set.
 LABELS_FILE = "labels.jsonl"
+# The marks people write between digits, and the kind each is reported as (a space is a wider gap).
+SEPARATOR_KINDS = {".": "point", ",": "comma", "-": "dash", "/": "slash", ":": "colon"}
+SPACE = " "
+# A space: the gap between its neighbours' boxes, as shares of the digit height (an "apart" gap is at most 0.5).
+SPACE_GAP = (0.9, 1.6)
+# The gap between a mark's box and its neighbours' boxes, as shares of the digit height.
+MARK_GAP = (0.06, 0.3)
+# A mark's pen: its stroke width as a share of the digit height (MNIST's strokes are about 0.1 to 0.15 of it).
+MARK_STROKE = (0.09, 0.16)
+# A point's (and each of a colon's dots') size as a share of the digit height: from a pen's touch to a blob.
+# Smaller dots are specks to the front end (line_strip.SPECK_FRACTION of the tallest piece).
+DOT_SIZE = (0.15, 0.32)
+# A dash's length as a share of the digit height (a short hyphen to a long dash), its tilt in degrees either
+# way, and where its middle sits, as a share of the height above the baseline.
+DASH_LENGTH = (0.25, 0.8)
+DASH_TILT_DEGREES = 8.0
+DASH_HEIGHT = (0.3, 0.6)
+# A slash's height as a share of the digit height, and its lean from the vertical in degrees; this share of
+# slashes lean back (as a backhand writer's do).
+SLASH_HEIGHT = (0.8, 1.15)
+SLASH_LEAN_DEGREES = (15.0, 40.0)
+BACKSLANT_SHARE = 0.25
+# A comma's tail: its length as a share of the digit height; it reaches below the baseline by up to this much.
+COMMA_LENGTH = (0.2, 0.4)
+COMMA_DROP = (0.05, 0.25)
+# A colon's dots: the distance between their centres as a share of the digit height.
+COLON_SPACING = (0.3, 0.5)
+# Marks are drawn this many times larger, then shrunk: soft edges like MNIST's anti-aliased strokes.
+MARK_SUPERSAMPLE = 4
+# The numbers `build_separator_set` writes: groups of digits (how many in each, fewest and most) and the
+# separator between groups, in turn.
+SEPARATOR_FORMATS = (
+    ("price", ((1, 3), (2, 2)), "."),
+    ("decimal comma", ((1, 3), (2, 2)), ","),
+    ("decimal", ((1, 2), (1, 2)), "."),
+    ("date", ((4, 4), (2, 2), (2, 2)), "-"),
+    ("day and month", ((1, 2), (1, 2)), "/"),
+    ("date with slashes", ((2, 2), (2, 2), (2, 2)), "/"),
+    ("date with points", ((2, 2), (2, 2), (2, 4)), "."),
+    ("time", ((1, 2), (2, 2)), ":"),
+    ("phone number", ((3, 3), (4, 4)), SPACE),
+    ("phone number with a dash", ((3, 3), (4, 4)), "-"),
+    ("thousands", ((1, 2), (3, 3)), ","),
+)
 
 Box = tuple[int, int, int, int]
 
@@ -65,9 +114,11 @@ class SyntheticLine:
 
     # (H, W) uint8 grayscale photo.
     image: np.ndarray
-    # The digits left to right ("4021"); "" for a non-digit.
+    # The digits left to right ("4021"), with the separators written between them ("12.50", "555 0199");
+    # "" for a non-digit.
     text: str
-    # One (x0, y0, x1, y1) per digit in the photo's pixels, left to right; x1 and y1 exclusive.
+    # One (x0, y0, x1, y1) per character of the text but spaces (digits and marks), in the photo's pixels,
+    # left to right; x1 and y1 exclusive.
     boxes: tuple[Box, ...]
     # "apart", "touching" or "overlapping" for a line; "single" for one digit or one non-digit.
     layout: str
@@ -99,7 +150,76 @@ def compose_line(digit_images: np.ndarray, labels: Sequence[int], rng: np.random
         raise ValueError(f"{len(digit_images)} digit images but {len(labels)} labels")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
-    return _compose(digit_images, rng, layout)
+    return _compose(list(digit_images), rng, layout)
+
+
+def compose_glyphs(glyphs: Sequence[np.ndarray | str], rng: np.random.Generator,
+                   layout: str) -> tuple[np.ndarray, tuple[Box, ...]]:
+    """Set digits and the marks between them side by side as a handwritten line, light ink on black.
+
+    Args:
+        glyphs: left to right, each a (28, 28) uint8 image (a digit, or a mark drawn like one) or a
+            one-character string: a separator of SEPARATOR_KINDS, drawn by `draw_mark` with its own pen
+            and gaps, or SPACE, a gap of SPACE_GAP digit heights before the next glyph.
+        layout: how neighbouring images sit (one of LAYOUTS); marks keep MARK_GAP from their neighbours.
+
+    Returns:
+        (ink, boxes) as `compose_line`: one box per glyph but spaces.
+    """
+    images = [glyph for glyph in glyphs if not isinstance(glyph, str)]
+    if not images:
+        raise ValueError("a line needs at least one image among its glyphs (the marks are sized by the digits)")
+    for glyph in glyphs:
+        if isinstance(glyph, str) and glyph != SPACE and glyph not in SEPARATOR_KINDS:
+            raise ValueError(f"unknown mark {glyph!r}; choose one of: {', '.join(SEPARATOR_KINDS)} or a space")
+        if not isinstance(glyph, str) and (np.asarray(glyph).shape != (MNIST_SIZE, MNIST_SIZE)
+                                           or np.asarray(glyph).dtype != np.uint8):
+            raise ValueError("each image among the glyphs must be a (28, 28) uint8 array like MNIST's")
+    if any(isinstance(glyph, str) and glyph == SPACE for glyph in (glyphs[0], glyphs[-1])):
+        raise ValueError("a space goes between glyphs, not at either end of the line")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+    return _compose(list(glyphs), rng, layout)
+
+
+def draw_mark(character: str, height: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Draw a separator as a pen would beside digits `height` pixels tall, light ink on black.
+
+    Returns:
+        (crop, lift): the (rows, columns) float32 ink in [0, 1] cropped to the mark, and how many pixels
+        its bottom sits above the digits' baseline (negative: below it, as a comma's tail).
+    """
+    if character not in SEPARATOR_KINDS:
+        raise ValueError(f"unknown mark {character!r}; choose one of: {', '.join(SEPARATOR_KINDS)}")
+    if height <= 0:
+        raise ValueError(f"height must be positive, got {height}")
+    pen = max(1.0, rng.uniform(*MARK_STROKE) * height)
+    if character == ".":
+        size = max(pen, rng.uniform(*DOT_SIZE) * height)
+        crop = _drawn([("dot", (0.0, 0.0), size, size * rng.uniform(0.75, 1.25))], pen)
+        return crop, rng.uniform(-0.04, 0.1) * height
+    if character == ",":
+        size = max(pen, rng.uniform(*DOT_SIZE) * height * 0.9)
+        length = rng.uniform(*COMMA_LENGTH) * height
+        lean = math.radians(rng.uniform(15.0, 45.0))
+        tail = (-length * math.sin(lean), length * math.cos(lean))  # (x, y): down and to the left
+        crop = _drawn([("dot", (0.0, 0.0), size, size), ("line", (0.0, 0.0), tail)], pen)
+        return crop, -rng.uniform(*COMMA_DROP) * height
+    if character == "-":
+        length = max(2 * pen, rng.uniform(*DASH_LENGTH) * height)
+        tilt = math.radians(rng.uniform(-DASH_TILT_DEGREES, DASH_TILT_DEGREES))
+        crop = _drawn([("line", (0.0, 0.0), (length * math.cos(tilt), -length * math.sin(tilt)))], pen)
+        return crop, rng.uniform(*DASH_HEIGHT) * height - crop.shape[0] / 2
+    if character == "/":
+        tall = rng.uniform(*SLASH_HEIGHT) * height
+        lean = math.radians(rng.uniform(*SLASH_LEAN_DEGREES)) * (-1 if rng.random() < BACKSLANT_SHARE else 1)
+        crop = _drawn([("line", (0.0, tall), (tall * math.tan(lean), 0.0))], pen)  # from the bottom up
+        return crop, rng.uniform(-0.1, 0.08) * height
+    size = max(pen, rng.uniform(*DOT_SIZE) * height * 0.9)  # ":"
+    spacing = rng.uniform(*COLON_SPACING) * height
+    drift = rng.uniform(-0.15, 0.15) * spacing  # the upper dot a little left or right of the lower
+    crop = _drawn([("dot", (drift, 0.0), size, size), ("dot", (0.0, spacing), size, size)], pen)
+    return crop, rng.uniform(-0.03, 0.12) * height
 
 
 def render_photo(ink: np.ndarray, rng: np.random.Generator, dark_on_light: bool | None = None) -> tuple[np.ndarray, float]:
@@ -165,6 +285,40 @@ def build_line_set(digit_images: np.ndarray, labels: Sequence[int], count: int, 
         layout = layouts[index % len(layouts)]
         ink, boxes = _compose(digit_images[picks], rng, layout)
         lines.append(_photographed(ink, boxes, rng, "".join(str(int(labels[pick])) for pick in picks), layout))
+    return lines
+
+
+def build_separator_set(digit_images: np.ndarray, labels: Sequence[int], count: int, seed: int,
+                        formats: Sequence[tuple[str, tuple[tuple[int, int], ...], str]] = SEPARATOR_FORMATS,
+                        layouts: Sequence[str] = LAYOUTS) -> list[SyntheticLine]:
+    """Photograph `count` numbers written with separators ("12.50", "2024-12-06", "555 0199").
+
+    Each number follows one of `formats` in turn (name, digits per group as (fewest, most), the separator
+    between groups; SEPARATOR_FORMATS), its digits drawn at random from `digit_images` and set in one of
+    `layouts` in turn, its marks drawn by `draw_mark`. The text holds the separators; the boxes are one
+    per digit and mark.
+    """
+    digit_images, labels = _checked_digits(digit_images, labels)
+    if count < 0:
+        raise ValueError(f"count must be 0 or more, got {count}")
+    if not formats:
+        raise ValueError("give at least one format")
+    rng = np.random.default_rng(seed)
+    lines = []
+    for index in range(count):
+        _, groups, separator = formats[index % len(formats)]
+        glyphs: list[np.ndarray | str] = []
+        text = ""
+        for group_index, (fewest, most) in enumerate(groups):
+            if group_index:
+                glyphs.append(separator)
+                text += separator
+            picks = rng.integers(0, len(digit_images), int(rng.integers(fewest, most + 1)))
+            glyphs.extend(digit_images[picks])
+            text += "".join(str(int(labels[pick])) for pick in picks)
+        layout = layouts[index % len(layouts)]
+        ink, boxes = _compose(glyphs, rng, layout)
+        lines.append(_photographed(ink, boxes, rng, text, layout))
     return lines
 
 
@@ -238,22 +392,47 @@ def write_line_set(folder: str | os.PathLike, lines: Sequence[SyntheticLine]) ->
 # --- composing a line --------------------------------------------------------------------------------
 
 
-def _compose(digit_images: np.ndarray, rng: np.random.Generator, layout: str) -> tuple[np.ndarray, tuple[Box, ...]]:
-    crops = []
-    for index, image in enumerate(digit_images):
-        crop = ink_crop(image)
+def _compose(glyphs: list, rng: np.random.Generator, layout: str) -> tuple[np.ndarray, tuple[Box, ...]]:
+    """Images are cropped and jittered in size, then marks (strings) drawn to the images' median height;
+    with images only, the random draws are those of a line without marks (seeded sets stay as they were)."""
+    crops: list[np.ndarray | None] = []
+    for index, glyph in enumerate(glyphs):
+        if isinstance(glyph, str):
+            crops.append(None)
+            continue
+        crop = ink_crop(glyph)
         if crop is None:
             raise ValueError(f"digit image {index} of the line has no ink")
         factor = rng.uniform(1.0 - HEIGHT_JITTER, 1.0 + HEIGHT_JITTER)
         size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
         crops.append(np.clip(np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.BILINEAR)), 0, 1))
-    height = float(np.median([crop.shape[0] for crop in crops]))
-    # Bottoms on a baseline at row 0, each a little off it; lefts from the layout.
-    tops = [-crop.shape[0] + round(rng.uniform(-BASELINE_JITTER, BASELINE_JITTER) * height) for crop in crops]
+    height = float(np.median([crop.shape[0] for crop in crops if crop is not None]))
+    # Each glyph drawn: (crop, lift above the baseline in pixels or None for a digit's own jitter, a mark?).
+    placed: list[tuple[np.ndarray, float | None, bool]] = []
+    space_before: list[bool] = []  # per placed glyph: a space was written before it
+    pending_space = False
+    for glyph, crop in zip(glyphs, crops, strict=True):
+        if isinstance(glyph, str) and glyph == SPACE:
+            pending_space = True
+            continue
+        if crop is None:
+            mark, lift = draw_mark(glyph, height, rng)
+            placed.append((mark, lift, True))
+        else:
+            placed.append((crop, None, False))
+        space_before.append(pending_space)
+        pending_space = False
+    # Bottoms on a baseline at row 0, each a little off it (marks at their own height); lefts from the layout.
+    tops = [-crop.shape[0] + round(rng.uniform(-BASELINE_JITTER, BASELINE_JITTER) * height) if lift is None
+            else -crop.shape[0] - round(lift) for crop, lift, _ in placed]
     lefts = [0]
-    for index in range(1, len(crops)):
-        previous, current = crops[index - 1], crops[index]
-        if layout == "apart":
+    for index in range(1, len(placed)):
+        (previous, _, previous_mark), (current, _, current_mark) = placed[index - 1], placed[index]
+        if space_before[index]:
+            step = previous.shape[1] + max(MIN_GAP, round(rng.uniform(*SPACE_GAP) * height))
+        elif previous_mark or current_mark:
+            step = previous.shape[1] + max(2, round(rng.uniform(*MARK_GAP) * height))
+        elif layout == "apart":
             step = previous.shape[1] + max(MIN_GAP, round(rng.uniform(*APART_GAP) * height))
         elif layout == "overlapping":
             mean_width = (previous.shape[1] + current.shape[1]) / 2
@@ -264,16 +443,55 @@ def _compose(digit_images: np.ndarray, rng: np.random.Generator, layout: str) ->
         lefts.append(lefts[-1] + step)
     margins = [round(rng.uniform(*MARGIN) * height) for _ in range(4)]  # left, top, right, bottom
     top_edge, left_edge = min(tops), min(lefts)
-    bottom_edge = max(top + crop.shape[0] for top, crop in zip(tops, crops, strict=True))
-    right_edge = max(left + crop.shape[1] for left, crop in zip(lefts, crops, strict=True))
+    bottom_edge = max(top + crop.shape[0] for top, (crop, _, _) in zip(tops, placed, strict=True))
+    right_edge = max(left + crop.shape[1] for left, (crop, _, _) in zip(lefts, placed, strict=True))
     rows = bottom_edge - top_edge + margins[1] + margins[3]
     columns = right_edge - left_edge + margins[0] + margins[2]
-    layers = np.zeros((len(crops), rows, columns), dtype=np.float32)  # one per digit, so each keeps its own box
-    for layer, crop, top, left in zip(layers, crops, tops, lefts, strict=True):
+    layers = np.zeros((len(placed), rows, columns), dtype=np.float32)  # one per glyph, so each keeps its own box
+    for layer, (crop, _, _), top, left in zip(layers, placed, tops, lefts, strict=True):
         row, column = top - top_edge + margins[1], left - left_edge + margins[0]
         layer[row:row + crop.shape[0], column:column + crop.shape[1]] = crop
     layers = _turned(layers, rng)
     return layers.max(axis=0), tuple(_box(layer) for layer in layers)
+
+
+def _drawn(strokes: list[tuple], pen: float) -> np.ndarray:
+    """Strokes drawn with a round pen `pen` pixels wide, MARK_SUPERSAMPLE times larger then shrunk, cropped.
+
+    Each stroke is ("dot", (x, y) centre, width, height) or ("line", (x, y) start, (x, y) end), in pixels.
+    """
+    from PIL import ImageDraw
+
+    points = []
+    for stroke in strokes:
+        if stroke[0] == "dot":
+            (x, y), width, tall = stroke[1], stroke[2], stroke[3]
+            points += [(x - width / 2, y - tall / 2), (x + width / 2, y + tall / 2)]
+        else:
+            points += [stroke[1], stroke[2]]
+    low_x = min(x for x, _ in points) - pen - 2
+    low_y = min(y for _, y in points) - pen - 2
+    size = (math.ceil(max(x for x, _ in points) - low_x + pen + 2), math.ceil(max(y for _, y in points) - low_y + pen + 2))
+    factor = MARK_SUPERSAMPLE
+    canvas = Image.new("L", (size[0] * factor, size[1] * factor), 0)
+    draw = ImageDraw.Draw(canvas)
+    width = max(1, round(pen * factor))
+    for stroke in strokes:
+        if stroke[0] == "dot":
+            (x, y), dot_width, tall = stroke[1], stroke[2], stroke[3]
+            draw.ellipse([((x - dot_width / 2 - low_x) * factor, (y - tall / 2 - low_y) * factor),
+                          ((x + dot_width / 2 - low_x) * factor, (y + tall / 2 - low_y) * factor)], fill=255)
+        else:
+            start = ((stroke[1][0] - low_x) * factor, (stroke[1][1] - low_y) * factor)
+            end = ((stroke[2][0] - low_x) * factor, (stroke[2][1] - low_y) * factor)
+            draw.line([start, end], fill=255, width=width)
+            for x, y in (start, end):  # round ends, as a pen leaves them
+                draw.ellipse([(x - width / 2, y - width / 2), (x + width / 2, y + width / 2)], fill=255)
+    ink = np.asarray(canvas.resize(size, Image.Resampling.BOX), dtype=np.float32) / 255.0
+    rows, columns = np.flatnonzero(ink.max(axis=1) > 0.1), np.flatnonzero(ink.max(axis=0) > 0.1)
+    if len(rows) == 0:  # too faint to show: one pixel of ink, so the mark keeps a box
+        return np.ones((1, 1), dtype=np.float32)
+    return np.ascontiguousarray(ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1])
 
 
 def _touching_step(previous: np.ndarray, current: np.ndarray, row_offset: int) -> int:

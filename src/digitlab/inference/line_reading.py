@@ -1,9 +1,11 @@
 """Read a line with the line model (`training/line_model.py`): the whole strip at once, no cuts.
 
-The model says for every 4 columns of the strip (COLUMNS_PER_STEP) which digit is there, or CTC's blank; the greedy CTC
-decoding keeps each run of one digit (and drops the blanks between): a run is one digit read. Its
-probabilities are the model's at the run's surest step, over the ten digits. Its box is the line's
-ink between the midpoints to the neighbouring runs, mapped back to the picture's pixels.
+The model says for every 4 columns of the strip (COLUMNS_PER_STEP) which digit or separator ("." ","
+"-" "/" ":") is there, or CTC's blank; the greedy CTC decoding keeps each run of one class (and drops
+the blanks between): a run is one character read. Its probabilities are the model's at the run's
+surest step, over the ten digits. Its box is the line's ink between the midpoints to the neighbouring
+runs, mapped back to the picture's pixels. A gap between two digits' boxes of at least SPACE_GAP line
+heights is a space. A strip wider than the model is shown at once is read in windows cut at its gaps.
 
     line_reader = LineReader(network, "runs/reader/line_model.keras")  # see loading.load_line_reader
     runs = line_reader.read_strips([strip.pixels])[0]  # [DigitRun(digit, first_step, last_step, ...)]
@@ -28,26 +30,35 @@ from digitlab.data.line_strip import (
     find_line_ink,
     line_strip,
     pieces_box,
+    strip_windows,
 )
 from digitlab.errors import ModelError
 from digitlab.inference import rejection
-from digitlab.inference.images import decode_picture_and_scale, image_name, picture_box
+from digitlab.inference.images import Writing, decode_picture_and_scale, find_writing, image_name, picture_box
 from digitlab.inference.network import Network
-from digitlab.inference.reading import ReadDigit, Reading
-from digitlab.training.line_model import BLANK, CLASSES, COLUMNS_PER_STEP
+from digitlab.inference.reading import CHARACTER_KINDS, DIGIT, ReadCharacter, ReadDigit, Reading
+from digitlab.training.line_model import BLANK, CLASSES, COLUMNS_PER_STEP, DIGIT_CLASSES, SEPARATORS
+
+# Two digits whose boxes are at least this many line heights apart have a space between them. Digits
+# written apart leave at most half a line height (data/lines.py APART_GAP); a space, from 0.9 on (SPACE_GAP).
+SPACE_GAP = 0.7
 
 
 @dataclasses.dataclass(frozen=True)
 class DigitRun:
-    """One digit the line model read: the steps it spans and its probabilities over the ten digits."""
+    """One character the line model read: a digit or a separator, the steps it spans and its probabilities
+    over the ten digits."""
 
+    # The digit; -1 for a separator.
     digit: int
     first_step: int
     last_step: int
-    # (10,) float32: the model's probabilities at the run's surest step, blank left out and renormalised.
+    # (10,) float32: the model's probabilities over the ten digits at the run's surest step, renormalised.
     probabilities: np.ndarray
-    # The probability of this digit at that step, blank included: how sure the model is it is there.
+    # The probability of this class at that step, blank included: how sure the model is it is there.
     confidence: float
+    # The separator read (one of line_model.SEPARATORS); "" for a digit.
+    separator: str = ""
 
 
 class LineReader:
@@ -58,9 +69,11 @@ class LineReader:
             ModelError: the network does not take (STRIP_HEIGHT, width, 1) strips or give CLASSES classes per step.
         """
         shape, output_shape = tuple(network.input_shape), tuple(network.output_shape)
-        if len(shape) != 4 or shape[1] != STRIP_HEIGHT or shape[3] != 1 or output_shape[-1] != CLASSES:
+        if len(shape) != 4 or shape[1] != STRIP_HEIGHT or shape[3] != 1 or output_shape[-1] not in (CLASSES,
+                                                                                                     DIGIT_CLASSES):
             raise ModelError(f"{source}: not a line model (input {shape}, output {output_shape}); "
-                             f"a line model takes ({STRIP_HEIGHT}, width, 1) strips and gives {CLASSES} classes per step")
+                             f"a line model takes ({STRIP_HEIGHT}, width, 1) strips and gives {CLASSES} classes "
+                             f"per step ({DIGIT_CLASSES} for one that reads digits only)")
         self.network = network
         self.source = str(source)
 
@@ -68,15 +81,25 @@ class LineReader:
         return f"LineReader({self.source!r})"
 
     def read_strips(self, strips: list[np.ndarray]) -> list[list[DigitRun]]:
-        """The digit runs of each (STRIP_HEIGHT, width) strip; strips of one width go to the model together."""
+        """The runs (digits and separators) of each (STRIP_HEIGHT, width) strip; windows of one width go to
+        the model together. A strip wider than STRIP_WIDEST is read in windows (`line_strip.strip_windows`),
+        its runs' steps counted from the strip's first column."""
+        windows = [(index, start, window) for index, strip in enumerate(strips)
+                   for start, window in strip_windows(strip, COLUMNS_PER_STEP)]
         by_width: dict[int, list[int]] = {}
-        for index, strip in enumerate(strips):
-            by_width.setdefault(strip.shape[1], []).append(index)
+        for position, (_, _, window) in enumerate(windows):
+            by_width.setdefault(window.shape[1], []).append(position)
+        decoded: list[list[DigitRun]] = [[] for _ in windows]
+        for positions in by_width.values():
+            logits = self.network.forward(np.stack([windows[position][2] for position in positions])[..., None])
+            for position, row in zip(positions, logits, strict=True):
+                decoded[position] = decode_runs(row)
         found: list[list[DigitRun]] = [[] for _ in strips]
-        for indices in by_width.values():
-            logits = self.network.forward(np.stack([strips[index] for index in indices])[..., None])
-            for index, row in zip(indices, logits, strict=True):
-                found[index] = decode_runs(row)
+        for (index, start, _), runs in zip(windows, decoded, strict=True):
+            offset = start // COLUMNS_PER_STEP
+            found[index] += [run if not offset else dataclasses.replace(run, first_step=run.first_step + offset,
+                                                                        last_step=run.last_step + offset)
+                             for run in runs]
         return found
 
     def digit_evidence(self, prepared: np.ndarray) -> np.ndarray:
@@ -91,16 +114,18 @@ class LineReader:
         for indices in by_width.values():
             logits = self.network.forward(np.stack([strips[index] for index in indices])[..., None])
             logits = logits - logits.max(axis=2, keepdims=True)
-            blank = np.exp(logits[..., BLANK]) / np.exp(logits).sum(axis=2)
-            evidence[indices] = (1.0 - blank).max(axis=1)
+            exponentials = np.exp(logits)
+            digits = exponentials[..., BLANK + 1:DIGIT_CLASSES].sum(axis=2) / exponentials.sum(axis=2)
+            evidence[indices] = digits.max(axis=1)
         return evidence
 
-    def read(self, image, classifier, min_confidence: float) -> Reading:
+    def read(self, image, classifier, min_confidence: float, digits_only: bool = False) -> Reading:
         """Read one picture's line (see `reading.read_number`); `classifier` may refuse a lone digit
-        (see `without_lone_marks`)."""
+        (see `without_lone_marks`); with `digits_only`, separators and spaces are left out."""
         view = view_line(image)
         runs = self.read_strips([view.strip.pixels])[0] if view.strip is not None else []
-        return reading_from_runs(view, without_lone_marks(classifier, [view], [runs])[0], min_confidence)
+        reading = reading_from_runs(view, without_lone_marks(classifier, [view], [runs])[0], min_confidence)
+        return reading.digits_only() if digits_only else reading
 
 
 def prepared_strip(prepared: np.ndarray) -> np.ndarray:
@@ -124,7 +149,8 @@ def prepared_strip(prepared: np.ndarray) -> np.ndarray:
 
 
 def decode_runs(logits: np.ndarray) -> list[DigitRun]:
-    """Greedy CTC decoding of (steps, 11) logits: each run of one non-blank class is one digit."""
+    """Greedy CTC decoding of (steps, classes) logits: each run of one non-blank class is one digit (classes
+    1-10) or one separator (classes 11 on: line_model.SEPARATORS)."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     probabilities = np.exp(shifted)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -138,9 +164,11 @@ def decode_runs(logits: np.ndarray) -> list[DigitRun]:
         while end + 1 < len(best) and best[end + 1] == best[step]:
             end += 1
         surest = step + int(probabilities[step:end + 1, best[step]].argmax())
-        digits = probabilities[surest, 1:]
-        runs.append(DigitRun(int(best[step]) - 1, step, end, (digits / digits.sum()).astype(np.float32),
-                             float(probabilities[surest, best[step]])))
+        digits = probabilities[surest, 1:DIGIT_CLASSES]
+        separator = SEPARATORS[best[step] - DIGIT_CLASSES] if best[step] >= DIGIT_CLASSES else ""
+        runs.append(DigitRun(-1 if separator else int(best[step]) - 1, step, end,
+                             (digits / digits.sum()).astype(np.float32), float(probabilities[surest, best[step]]),
+                             separator))
         step = end + 1
     return runs
 
@@ -175,6 +203,8 @@ class LineView:
     line: LineInk | None  # None: nothing to read (no ink, or only a bar or a dot)
     strip: Strip | None
     file_scale: float
+    # Where the writing was found in the picture (`images.find_writing`): the line's pixels are its crop's.
+    writing: Writing | None = None
 
 
 def view_line(image) -> LineView:
@@ -184,22 +214,44 @@ def view_line(image) -> LineView:
         ImageError: unreadable or too large.
     """
     picture, scale_in_file = decode_picture_and_scale(image, image_name(image))
-    line = find_line_ink(picture)
-    return LineView(line, line_strip(line) if line is not None else None, scale_in_file)
+    writing = find_writing(picture)  # a photo's sheet: the writing on it, turned straight, printed lines out
+    line = find_line_ink(writing.picture)
+    return LineView(line, line_strip(line) if line is not None else None, scale_in_file, writing)
 
 
 def reading_from_runs(view: LineView, runs: list[DigitRun], min_confidence: float) -> Reading:
-    """The `Reading` of a line from its digit runs: digits below `min_confidence` are left out."""
+    """The `Reading` of a line from its runs: digits and separators below `min_confidence` are left out, and a
+    gap of SPACE_GAP line heights or more between two digits' boxes is a space."""
     if view.line is None or not runs:
-        return Reading("", (), 0.0)
+        return Reading("", (), 0.0, ())
     kept = [run for run in runs if run.confidence >= min_confidence]
-    if not kept:
-        return Reading("", (), 0.0)
-    boxes = run_boxes(view.line, view.strip, kept)
-    digits = tuple(ReadDigit(run.digit, picture_box(box, view.line.scale, view.line.offset, view.file_scale),
-                             run.probabilities) for run, box in zip(kept, boxes, strict=True))
-    confidence = float(np.prod([run.confidence for run in kept]))
-    return Reading("".join(str(run.digit) for run in kept), digits, confidence)
+    if not any(not run.separator for run in kept):
+        return Reading("", (), 0.0, ())  # separators alone are no number
+    line = view.line
+    boxes = run_boxes(line, view.strip, kept)
+
+    def in_picture(box):
+        return picture_box(box, line.scale, line.offset, view.file_scale, view.writing)
+
+    # Marks before the first digit or after the last are no separators (a stray point, a dash under the line).
+    first = next(index for index, run in enumerate(kept) if not run.separator)
+    last = max(index for index, run in enumerate(kept) if not run.separator)
+    characters, digits = [], []
+    for index in range(first, last + 1):
+        run, box = kept[index], boxes[index]
+        if index > first and not run.separator and not kept[index - 1].separator:
+            gap = (boxes[index - 1][2], min(boxes[index - 1][1], box[1]), box[0], max(boxes[index - 1][3], box[3]))
+            if gap[2] - gap[0] >= SPACE_GAP * line.line_height:
+                characters.append(ReadCharacter(" ", CHARACTER_KINDS[" "], in_picture(gap), 1.0))
+        if run.separator:
+            characters.append(ReadCharacter(run.separator, CHARACTER_KINDS[run.separator], in_picture(box),
+                                            run.confidence))
+        else:
+            digits.append(ReadDigit(run.digit, in_picture(box), run.probabilities))
+            characters.append(ReadCharacter(str(run.digit), DIGIT, digits[-1].box, run.confidence))
+    confidence = float(np.prod([run.confidence for run in kept[first:last + 1]]))
+    return Reading("".join(character.character for character in characters), tuple(digits), confidence,
+                   tuple(characters))
 
 
 def without_lone_marks(classifier, views: list[LineView], runs: list[list[DigitRun]]) -> list[list[DigitRun]]:
@@ -210,7 +262,8 @@ def without_lone_marks(classifier, views: list[LineView], runs: list[list[DigitR
     framed like MNIST, and its refusal wins. The classifiers of the same picture go in one batch."""
     if rejection.refusal_class(classifier.class_names) is None:
         return runs
-    lone = [index for index, found in enumerate(runs) if len(found) == 1 and views[index].line is not None]
+    lone = [index for index, found in enumerate(runs)
+            if sum(not run.separator for run in found) == 1 and views[index].line is not None]
     if not lone:
         return runs
     framed = np.stack([fit_in_frame(_line_ink_alone(views[index].line)) for index in lone])

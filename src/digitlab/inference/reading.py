@@ -17,6 +17,9 @@ segmentation in front of its digit classifier:
 
     reading = read_number(classifier, "meter.jpg")
     reading.text, reading.confidence, [digit.box for digit in reading.digits]
+    [(character.character, character.kind) for character in reading.characters]  # "1", "digit"; ".", "point"
+
+Only a reader's line model reads separators (".", ",", "-", "/", ":") and spaces; segmentation reads digits.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from digitlab.data.framing import fit_in_frame
 from digitlab.data.line_strip import find_line_ink
 from digitlab.errors import ImageError
 from digitlab.inference import rejection
-from digitlab.inference.images import decode_picture, file_scale, image_name, picture_box
+from digitlab.inference.images import decode_picture, file_scale, find_writing, image_name, picture_box
 
 # Pieces wider than this many line heights may hold several digits and get candidate cuts, at
 # least CUT_SPACING line heights apart and CUT_MARGIN from the piece's ends.
@@ -67,20 +70,57 @@ class ReadDigit:
                 "probabilities": [float(f"{value:.6g}") for value in self.probabilities]}
 
 
+# What each character of a reading is: a digit, one of the separators people write between digits, a space.
+CHARACTER_KINDS = {".": "point", ",": "comma", "-": "dash", "/": "slash", ":": "colon", " ": "space"}
+DIGIT = "digit"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadCharacter:
+    """One character of a number read: a digit, a separator ("." "," "-" "/" ":") or a space."""
+
+    # The character as it appears in the text ("7", ".", " ").
+    character: str
+    # "digit", or what the mark is (CHARACTER_KINDS: point, comma, dash, slash, colon, space).
+    kind: str
+    # (x0, y0, x1, y1) in the picture's own pixels, x1 and y1 exclusive; a space's box is the gap.
+    box: tuple[int, int, int, int]
+    # How sure the model is of it (a space, measured from the gap, is 1).
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"character": self.character, "kind": self.kind, "box": list(self.box),
+                "confidence": float(f"{self.confidence:.6g}")}
+
+
 @dataclasses.dataclass(frozen=True)
 class Reading:
     """A number read from one picture."""
 
-    # The digits read, left to right ("" when none).
+    # The characters read, left to right: digits and the separators between them ("12.50"; "" when none).
     text: str
-    # Each digit with its box and probabilities.
+    # Each digit with its box and probabilities (never a separator).
     digits: tuple[ReadDigit, ...]
-    # How sure the whole reading is: the product of each digit's probability (0 when nothing was read).
+    # How sure the whole reading is: the product of each digit's and separator's probability (0 when
+    # nothing was read).
     confidence: float
+    # Every character of the text with its box and kind; None for a reading of digits only (`digits_only`).
+    characters: tuple[ReadCharacter, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "digits": [digit.to_dict() for digit in self.digits],
-                "confidence": float(f"{self.confidence:.6g}")}
+        values = {"text": self.text, "digits": [digit.to_dict() for digit in self.digits],
+                  "confidence": float(f"{self.confidence:.6g}")}
+        if self.characters is not None:
+            values["characters"] = [character.to_dict() for character in self.characters]
+        return values
+
+    def digits_only(self) -> Reading:
+        """The reading as it was before separators were read: the digits alone, their confidence, no characters."""
+        if self.characters is None:
+            return self
+        digits = [character for character in self.characters if character.kind == DIGIT]
+        confidence = float(np.prod([character.confidence for character in digits])) if digits else 0.0
+        return Reading("".join(character.character for character in digits), self.digits, confidence)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,13 +133,16 @@ class _Part:
     piece: int  # which piece (connected strokes, stacked ones joined) it was cut from, left to right
 
 
-def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> Reading:
-    """Read one line of handwritten digits.
+def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE,
+                digits_only: bool = False) -> Reading:
+    """Read one line of handwritten digits, with the separators written between them when the classifier has a
+    line model that reads them ("12.50", "2024-12-06", "555 0199").
 
     Args:
         classifier: a loaded `Classifier` (any run; one with a "not a digit" class reads best).
         image: a path, a binary file object, a PIL image, or an array (rows, columns[, channels]).
         min_confidence: digits whose best probability is below this are left out of the text.
+        digits_only: leave separators and spaces out (`Reading.digits_only`).
 
     Raises:
         ImageError: unreadable or too large (a blank picture reads as "").
@@ -107,10 +150,11 @@ def read_number(classifier, image, min_confidence: float = rejection.DEFAULT_MIN
     rejection.check_min_confidence(min_confidence)
     line_reader = getattr(classifier, "line_reader", None)
     if line_reader is not None:  # the run has a line model (line_reading.LineReader): it reads the whole line at once
-        return line_reader.read(image, classifier, min_confidence)
+        return line_reader.read(image, classifier, min_confidence, digits_only=digits_only)
     candidates = line_candidates(image, even_cuts=rejection.refusal_class(classifier.class_names) is not None)
     probabilities = classifier.probabilities(candidates.framed) if candidates.groups else None
-    return decode_line(classifier, candidates, probabilities, min_confidence)
+    reading = decode_line(classifier, candidates, probabilities, min_confidence)
+    return reading.digits_only() if digits_only else reading
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -141,7 +185,8 @@ def line_candidates(image, even_cuts: bool = True) -> LineCandidates:
     name = image_name(image)
     picture = decode_picture(image, name)
     scale_in_file = file_scale(image, picture)
-    line = find_line_ink(picture)
+    writing = find_writing(picture)  # a photo's sheet: the writing on it, turned straight, printed lines out
+    line = find_line_ink(writing.picture)
     if line is None:
         return LineCandidates(np.zeros((0, 28, 28), np.float32), (), (), (), 0)
     ink, labels, pieces, line_height = line.ink, line.labels, line.pieces, line.line_height
@@ -152,7 +197,7 @@ def line_candidates(image, even_cuts: bool = True) -> LineCandidates:
                          "the number")
     groups = _candidate_groups(parts, line_height)
     crops = [_group_ink(ink, parts[start:stop]) for start, stop in groups]
-    boxes = tuple(picture_box((left, top, right, bottom), scale, offset, scale_in_file)
+    boxes = tuple(picture_box((left, top, right, bottom), scale, offset, scale_in_file, writing)
                   for _, (left, top, right, bottom) in crops)
     widths = tuple((right - left) / line_height for _, (left, _, right, _) in crops)
     framed = np.stack([fit_in_frame(crop) for crop, _ in crops])  # (groups, 28, 28)
@@ -163,7 +208,7 @@ def decode_line(classifier, candidates: LineCandidates, probabilities: np.ndarra
                 min_confidence: float = rejection.DEFAULT_MIN_CONFIDENCE) -> Reading:
     """The reading the model's `probabilities` (G, classes) for the candidates support best."""
     if not candidates.groups:
-        return Reading("", (), 0.0)
+        return Reading("", (), 0.0, ())
     decisions = classifier.decide(probabilities, candidates.framed, min_confidence=0.0)
     chosen = _best_path(candidates, decisions, probabilities, classifier)
     digits = []
@@ -174,7 +219,9 @@ def decode_line(classifier, candidates: LineCandidates, probabilities: np.ndarra
         digits.append(ReadDigit(decision.digit, candidates.boxes[group_index], probabilities[group_index]))
     text = "".join(classifier.class_names[digit.digit] for digit in digits)
     confidence = float(np.prod([digit.probabilities[digit.digit] for digit in digits])) if digits else 0.0
-    return Reading(text, tuple(digits), confidence)
+    characters = tuple(ReadCharacter(classifier.class_names[digit.digit], DIGIT, digit.box,
+                                     float(digit.probabilities[digit.digit])) for digit in digits)
+    return Reading(text, tuple(digits), confidence, characters)
 
 
 def _parts(ink: np.ndarray, labels: np.ndarray, pieces, line_height: float, even_cuts: bool) -> list[_Part]:

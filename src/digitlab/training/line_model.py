@@ -9,7 +9,9 @@ neighbours are read as they are.
 
 Its training lines are MNIST *training* digits set side by side (`data/lines.py`: apart, touching or
 overlapping, jittered, slanted), photographed, and run through the very front end reading uses, so
-the model sees what it will be shown.
+the model sees what it will be shown. Some lines have the marks people write between digits drawn
+among them (points, commas, dashes, slashes, colons: SEPARATORS, classes of their own) or a wider gap
+(a space, which the reader measures rather than the model reads).
 
     strips, targets = synthesize_strips(train_images, train_labels, count=45_000, seed=0)
     model = build_line_model()
@@ -30,13 +32,16 @@ import numpy as np
 from digitlab import storage
 from digitlab.backend import available_cores
 from digitlab.data.line_strip import STRIP_HEIGHT, find_line_ink, line_strip
-from digitlab.data.lines import LAYOUTS, compose_line, render_photo
+from digitlab.data.lines import LAYOUTS, SPACE, compose_glyphs, render_photo
 from digitlab.data.nondigits import render_non_digits
 from digitlab.training import lowering
 
-# CTC's blank is class 0 (Keras's convention); digit d is class d + 1.
+# CTC's blank is class 0 (Keras's convention); digit d is class d + 1; then the separators, in this order.
 BLANK = 0
-CLASSES = 11
+SEPARATORS = (".", ",", "-", "/", ":")
+CLASSES = 11 + len(SEPARATORS)
+# The classes of line models trained before separators were: blank and the ten digits (they still read).
+DIGIT_CLASSES = 11
 # Filters of the line model's first convolution (2x2 patches, stride 2) and of its two 3x3 convolutions
 # (each followed by pooling). The patches in place of a 3x3 convolution and pooling at full resolution
 # make a training step 1.5x faster (with 24 filters in place of 32 in the second) and read as well.
@@ -55,6 +60,14 @@ TRAIN_WIDTH = 384
 # digits with one such mark among them (a "$", a letter, a scribble: read as nothing).
 NON_DIGIT_LINES = 0.1
 MARKED_LINES = 0.1
+# Share of training lines of at least two digits with separators between them (SEPARATORS, or a space,
+# drawn by lines.draw_mark), 1 to MOST_SEPARATORS of them; the rest have none, so that the model
+# learns not to invent one. Each separator is a space with SPACE_SHARE (the model reads the gap as nothing).
+SEPARATOR_LINES = 0.3
+MOST_SEPARATORS = 3
+SPACE_SHARE = 0.15
+# A training line's target: its digits and separators (classes), then 0 as padding.
+TARGET_LENGTH = TRAIN_LENGTHS[1] + MOST_SEPARATORS
 # How the line model trains (the reader recipe's; chosen on synthetic lines of training digits).
 EPOCHS = 8
 BATCH_SIZE = 64
@@ -107,8 +120,8 @@ def synthesize_strips(digit_images: np.ndarray, labels: np.ndarray, count: int, 
     `vary_style`, each digit's stroke width and slant changed at random first (`vary_digit_style`).
 
     Returns:
-        (strips, targets): (n, STRIP_HEIGHT, TRAIN_WIDTH) uint8 ink (0-255), and (n, TRAIN_LENGTHS[1])
-        int32 classes (digit + 1, then 0 as padding). n is `count` less the rare photo whose ink the
+        (strips, targets): (n, STRIP_HEIGHT, TRAIN_WIDTH) uint8 ink (0-255), and (n, TARGET_LENGTH)
+        int32 classes (digit + 1, a separator's class, then 0 as padding). n is `count` less the rare photo whose ink the
         front end cannot find.
     """
     if count < 1:
@@ -147,18 +160,19 @@ def _strips_task(task: tuple[int, int, bool]) -> tuple[np.ndarray, np.ndarray]:
         images, text = _line_glyphs(digit_images, labels, marks, rng)
         if vary_style:
             images = np.stack([vary_digit_style(image, rng) for image in images])
-        ink, _ = compose_line(images, [0] * len(images), rng, LAYOUTS[index % len(LAYOUTS)])
+        glyphs, text = _with_separators(list(images), text, rng)
+        ink, _ = compose_glyphs(glyphs, rng, LAYOUTS[index % len(LAYOUTS)])
         photo, _ = render_photo(ink, rng)
         found = find_line_ink(Image.fromarray(photo))
         if found is None:
             continue
         strips.append(to_train_width(line_strip(found).pixels))
-        target = np.zeros(TRAIN_LENGTHS[1], dtype=np.int32)
-        target[:len(text)] = [digit + 1 for digit in text]
+        target = np.zeros(TARGET_LENGTH, dtype=np.int32)
+        target[:len(text)] = text
         targets.append(target)
     return (np.round(np.stack(strips) * 255).astype(np.uint8) if strips
             else np.zeros((0, STRIP_HEIGHT, TRAIN_WIDTH), np.uint8)), \
-        np.stack(targets) if targets else np.zeros((0, TRAIN_LENGTHS[1]), np.int32)
+        np.stack(targets) if targets else np.zeros((0, TARGET_LENGTH), np.int32)
 
 
 def _line_glyphs(digit_images, labels, marks, rng) -> tuple[np.ndarray, list[int]]:
@@ -173,6 +187,26 @@ def _line_glyphs(digit_images, labels, marks, rng) -> tuple[np.ndarray, list[int
         where = int(rng.integers(0, len(picks) + 1))
         images = np.insert(images, where, marks[int(rng.integers(0, len(marks)))], axis=0)
     return images, text
+
+
+def _with_separators(images: list, digits: list[int], rng) -> tuple[list, list[int]]:
+    """The glyphs of a line and its target classes: in SEPARATOR_LINES of lines of two digits or more (and no
+    mark among them), separators written between some neighbours; a space has no class of its own."""
+    classes = [digit + 1 for digit in digits]
+    if len(digits) < 2 or len(images) != len(digits) or rng.random() >= SEPARATOR_LINES:
+        return images, classes
+    count = int(rng.integers(1, min(MOST_SEPARATORS, len(digits) - 1) + 1))
+    gaps = set(int(gap) for gap in rng.choice(np.arange(1, len(digits)), size=count, replace=False))
+    glyphs, target = [], []
+    for index, (image, digit_class) in enumerate(zip(images, classes, strict=True)):
+        if index in gaps:
+            mark = SPACE if rng.random() < SPACE_SHARE else SEPARATORS[int(rng.integers(0, len(SEPARATORS)))]
+            glyphs.append(mark)
+            if mark != SPACE:
+                target.append(DIGIT_CLASSES + SEPARATORS.index(mark))
+        glyphs.append(image)
+        target.append(digit_class)
+    return glyphs, target
 
 
 def vary_digit_style(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
