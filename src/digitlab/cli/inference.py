@@ -88,7 +88,8 @@ def read(
                                          "Default: the latest finished run under runs/, else the bundled reader "
                                          "(to train your own reader: digitlab train --recipe reader)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: path, text, digits (digit, box, "
-                                 "probabilities), confidence (or path, error)."),
+                                 "probabilities), confidence, characters (character, kind, box, confidence) (or "
+                                 "path, error)."),
     save_annotated: Path | None = typer.Option(None, help="Write each image with its digits' boxes drawn into this "
                                                   "folder (PNG; never over an input image, nor over existing "
                                                   "files without --overwrite)."),
@@ -96,9 +97,15 @@ def read(
                                    "folder (never an input image)."),
     min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, min=0.0, max=1.0, help="Leave out digits read "
                                          "with less probability than this."),
+    digits_only: bool = typer.Option(False, "--digits-only", help="Read the digits alone: leave out the "
+                                     "separators written between them (. , - / : and spaces) and the JSON's "
+                                     "`characters`."),
     backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
 ) -> None:
-    """Read whole numbers: one line of handwritten digits per image; exit status 1 if any file failed."""
+    """Read whole numbers: one line of handwritten digits per image, with the separators written between them
+    ("12.50", "2024-12-06", "555 0199"); exit status 1 if any file failed."""
+    import dataclasses
+
     from digitlab.inference.loading import load_classifier
     from digitlab.inference.read_files import read_files
 
@@ -107,6 +114,8 @@ def read(
     classifier = load_classifier(model, backend=backend, notice=_notice)
     failed: list[str] = []
     for result in read_files(classifier, paths, min_confidence=min_confidence, save_annotated=outputs):
+        if digits_only and result.reading is not None:
+            result = dataclasses.replace(result, reading=result.reading.digits_only())
         if as_json:
             print(json.dumps(json_safe(result.to_dict())), flush=True)
         elif result.ok:
