@@ -96,7 +96,8 @@ def fields_table(fields: list[tuple[str, str, str, str]]) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
     rows = ["| field | type | default | what |", "|---|---|---|---|"]
-    rows += [f"| `{name}` | `{cell(kind)}` | `{cell(default)}` | {cell(comment)} |" for name, kind, default, comment in fields]
+    rows += [f"| `{name}` | `{cell(kind)}` | `{cell(default)}` | {cell(comment)} |"
+             for name, kind, default, comment in fields]
     return "\n".join(rows) + "\n"
 
 
