@@ -215,7 +215,8 @@ def test_classify_files_keeps_going_past_bad_files(classifier, image_folder, tmp
 # --- the CLI ----------------------------------------------------------------------------------
 
 
-LINE = re.compile(r"^(?P<path>.+): (?P<digit>\d) \((?P<percent>\d+\.\d)%\)  (?P<ranked>.+)$")
+# Probabilities as analysis.formatting.format_probability words them: 97%, >99%, <1%.
+LINE = re.compile(r"^(?P<path>.+): (?P<digit>\d) \((?P<percent>[<>]?\d+)%\)  (?P<ranked>.+)$")
 
 
 def test_cli_prints_one_line_per_image_and_exits_1_when_one_failed(run_cli, tiny_run, image_folder):

@@ -344,6 +344,108 @@ def test_a_real_model_reads_42_and_a_4_drawn_small(mnist_server):
         assert mnist_server.post("/api/read", content=picture).json()["text"] == "4"
 
 
+# --- one answer: /api/look --------------------------------------------------------------------------
+
+
+LOOK_KEYS = {"kind", "text", "confidence", "confidence_text", "reason", "digit", "label", "probabilities",
+             "probability_texts", "boxes", "reading", "seen"}
+
+
+def test_look_answers_what_the_library_decides_for_every_kind_of_body(server, classifier):
+    from digitlab.analysis.formatting import format_probability
+    from digitlab.inference.looking import look
+
+    picture = drawing(FOUR + TWO, stretch=2)
+    pixels = make_images(1, seed=5)[0][0]  # (28, 28) uint8, white on black
+    expected_picture = json.loads(json.dumps(look(classifier, picture, 0.0).to_dict(classifier.class_names)))
+    expected_pixels = json.loads(json.dumps(look(classifier, pixels / 255.0, 0.0).to_dict(classifier.class_names)))
+    for options, expected in (({"content": encode(picture)}, expected_picture),
+                              ({"files": {"file": ("42.png", encode(picture), "image/png")}}, expected_picture),
+                              ({"json": {"pixels": pixels.tolist()}}, expected_pixels)):
+        response = server.post("/api/look", params={"min_confidence": 0}, **options)
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+        answer = response.json()
+        assert set(answer) == LOOK_KEYS and answer["kind"] in ("digit", "number", "not a digit", "unsure")
+        assert answer == expected
+        # Every probability also as the one text people read.
+        assert answer["probability_texts"] == [format_probability(value) for value in answer["probabilities"]]
+        assert answer["confidence_text"] == format_probability(answer["confidence"])
+    # min_confidence=1: no digit is that sure, alone or in a number.
+    unsure = server.post("/api/look", params={"min_confidence": 1}, content=encode(picture)).json()
+    assert unsure["kind"] in ("unsure", "not a digit") and unsure["text"] == "" and unsure["boxes"] == [], unsure
+
+
+def test_look_refuses_what_predict_refuses(server):
+    blank = encode(Image.new("L", (280, 280), 255))
+    assert_error(server.post("/api/look", content=blank), 422, "no_ink", "no ink")
+    assert_error(server.post("/api/look", content=b"not a picture"), 422, "bad_image")
+    assert_error(server.post("/api/look", json={"pixels": [[0] * 27] * 28}), 422, "bad_pixels")
+    assert_error(server.post("/api/look", params={"min_confidence": "high"}, content=blank), 422,
+                 "bad_min_confidence")
+    assert_error(server.post("/api/look", content=b""), 400, "no_image")
+
+
+@pytest.fixture(scope="module")
+def bundled_server():
+    """The bundled reader (ONNX classifier and line model), served as `digitlab serve` does with no run."""
+    with web_server.running(loading.load_bundled_reader()) as address, \
+            httpx.Client(base_url=address, timeout=30) as client:
+        yield client
+
+
+def test_touching_digits_are_one_number_where_predict_sees_one_digit(bundled_server):
+    """The page's "38": /api/predict alone takes the touching pair for an 8; /api/look answers 38, and
+    /api/predict and /api/read still answer as they did."""
+    from drawn import THIRTY_EIGHT, sent_image
+
+    body = encode(sent_image(THIRTY_EIGHT))
+    predicted = bundled_server.post("/api/predict", content=body).json()
+    assert predicted["digit"] == 8, predicted
+    assert bundled_server.post("/api/read", content=body).json()["text"] == "38"
+    answer = bundled_server.post("/api/look", content=body).json()
+    assert (answer["kind"], answer["text"], answer["reason"]) == ("number", "38", None), answer
+    assert answer["digit"] == 8  # the one-digit view is kept, for those who want it
+    assert [boxed["label"] for boxed in answer["boxes"]] == ["3", "8"]
+    assert [boxed["box"] for boxed in answer["boxes"]] == [digit["box"] for digit in answer["reading"]["digits"]]
+    # What the line model saw: its strip, 24 rows, with a box per digit inside it.
+    seen = answer["seen"]
+    assert seen["kind"] == "line" and len(seen["pixels"]) == 24 and len(seen["boxes"]) == 2
+    assert all(0 <= x0 < x1 <= len(seen["pixels"][0]) and 0 <= y0 < y1 <= 24 for x0, y0, x1, y1 in seen["boxes"])
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.2])
+def test_a_number_written_small_reads_as_written_large(bundled_server, scale):
+    from drawn import moved, sent_image
+
+    answer = bundled_server.post("/api/look", content=encode(sent_image(moved(FOUR + TWO, scale)))).json()
+    assert (answer["kind"], answer["text"]) == ("number", "42"), answer
+
+
+def test_one_digit_is_boxed_and_seen_as_28_by_28(bundled_server):
+    from drawn import ONE, sent_image
+
+    picture = sent_image(ONE)
+    answer = bundled_server.post("/api/look", content=encode(picture)).json()
+    assert (answer["kind"], answer["text"], answer["label"], answer["digit"]) == ("digit", "1", "1", 1), answer
+    assert answer["confidence_text"] == answer["probability_texts"][1]
+    [boxed] = answer["boxes"]
+    assert boxed["label"] == "1" and 0 <= boxed["box"][0] < boxed["box"][2] <= picture.width
+    assert answer["seen"]["kind"] == "digit" and np.array(answer["seen"]["pixels"]).shape == (28, 28)
+
+
+def test_look_boxes_are_in_the_pixels_of_a_big_jpeg(bundled_server):
+    from drawn import sent_image
+
+    picture = sent_image(FOUR + TWO)
+    small = bundled_server.post("/api/look", content=encode(picture)).json()
+    big = picture.resize((picture.width * 10, picture.height * 10), Image.Resampling.BICUBIC)
+    large = bundled_server.post("/api/look", content=encode(big, "JPEG", quality=90)).json()
+    assert small["text"] == large["text"] == "42"
+    expected = [[10 * value for value in boxed["box"]] for boxed in small["boxes"]]
+    np.testing.assert_allclose([boxed["box"] for boxed in large["boxes"]], expected, atol=60)
+    np.testing.assert_allclose([digit["box"] for digit in large["reading"]["digits"]], expected, atol=60)
+
+
 # --- bad requests -----------------------------------------------------------------------------
 
 

@@ -52,7 +52,7 @@ def test_the_api_keeps_to_its_openapi_description(address, mode):
 
     check()
     # Every operation and body type was met (the GETs take nothing that could be invalid).
-    operations = {("POST", "/api/predict"), ("POST", "/api/read")} | (
+    operations = {("POST", "/api/predict"), ("POST", "/api/read"), ("POST", "/api/look")} | (
         {("GET", "/api/health"), ("GET", "/api/model")} if mode.is_positive else set())
     assert {(method, path) for method, path, _ in seen} == operations, seen
     assert {media_type for _, _, media_type in seen} >= {"multipart/form-data", "application/json", "image/png"}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from digitlab.analysis.formatting import format_probability
 from digitlab.cli.output import (
     EXIT_FAILED,
     console,
@@ -67,8 +68,11 @@ def predict(
             elif result.ok:
                 ranked = result.top(top)
                 names = classifier.class_names
-                listed = " | ".join(f"{_label(names, index)} {probability:.1%}" for index, probability in ranked)
-                answer = f"{_label(names, result.digit)} ({ranked[0][1]:.1%})" if result.digit is not None else \
+                # One rounding of probabilities for the command line, the API and the page.
+                listed = " | ".join(f"{_label(names, index)} {format_probability(probability)}"
+                                    for index, probability in ranked)
+                answer = f"{_label(names, result.digit)} ({format_probability(ranked[0][1])})" \
+                    if result.digit is not None else \
                     f"no digit: {result.reason}"
                 print(f"{printable(str(result.path))}: {answer}  {listed}", flush=True)
             else:
@@ -120,7 +124,7 @@ def read(
             print(json.dumps(json_safe(result.to_dict())), flush=True)
         elif result.ok:
             reading = result.reading
-            answer = f"{reading.text} ({reading.confidence:.1%})" if reading.text else "no digits read"
+            answer = f"{reading.text} ({format_probability(reading.confidence)})" if reading.text else "no digits read"
             print(f"{printable(str(result.path))}: {answer}", flush=True)
         else:
             print_file_error(result.error)
