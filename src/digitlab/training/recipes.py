@@ -67,14 +67,15 @@ RECIPES: dict[str, Recipe] = {
                "Dense 128, Dropout 0.3, an 11th class 'not a digit' learnt from 40,000 synthetic non-digits "
                "(letters, symbols, scribbles, shapes, pairs, pieces and wrong cuts of digits); random shifts, rotations, "
                "zooms; Adam, one-cycle, batch 128, 6 epochs; and a line model for `read` trained with CTC for 8 epochs "
-               "on 45,000 synthetic photographed lines of training digits (training/line_model.py)",
+               "on 45,000 synthetic photographed lines of training digits, 30% of them with separators drawn "
+               "between the digits (points, commas, dashes, slashes, colons; training/line_model.py)",
                READER_SETTINGS,
                None),
         Recipe("reader-large", "the bundled reader (`digitlab models`), trained once for about an hour on 2 CPU "
                "cores: the reader's classifier for 8 epochs with 60,000 synthetic non-digits and 20,000 Fashion-MNIST "
                "pictures as 'not a digit'; a larger line model (more filters, a third convolution along the line) "
                "trained with CTC for 8 epochs on 200,000 synthetic photographed lines whose digits vary in stroke "
-               "width and slant",
+               "width and slant, 30% of them with separators drawn between the digits",
                {**READER_SETTINGS, "epochs": 8, "non_digit_images": 60_000, "non_digit_pictures": 20_000,
                 "line_model_lines": 200_000, "line_model_size": "large"},
                None),
