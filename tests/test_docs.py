@@ -179,3 +179,17 @@ def test_the_readme_is_short_and_leads_with_install_reading_and_serving():
 def test_ci_runs_the_test_command_the_readme_gives():
     assert "bash scripts/test" in (ROOT / "README.md").read_text()
     assert "bash scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readmes_reading_figures_are_the_bundled_readers():
+    """The README quotes the bundled reader's figures; its manifest is where they are measured."""
+    import json
+
+    scores = json.loads((ROOT / "src" / "digitlab" / "bundled" / "manifest.json").read_text())["scores"]
+    readme = (ROOT / "README.md").read_text()
+    quoted = {"numbers read exactly": scores["numbers"]["read_exactly"], "touching": scores["numbers"]["touching"],
+              "singles right": scores["singles"]["right"], "singles refused": scores["singles"]["refused"],
+              "unseen kinds refused": scores["unseen_non_digits"]["refused"],
+              "handwriting fonts": scores["handwriting_numbers"]["read_exactly"]}
+    stale = {name: f"{100 * value:.1f}%" for name, value in quoted.items() if f"{100 * value:.1f}%" not in readme}
+    assert not stale, f"README.md does not quote the bundled reader's manifest: {stale}"
