@@ -304,3 +304,56 @@ def test_the_api_answers_500_model_failed_never_blaming_the_image(tmp_path):
             assert "not the image" in answer["error"] and "not numbers" in answer["error"]
         with urllib.request.urlopen(address + "/api/health", timeout=10) as health:
             assert health.status == 200  # the server keeps running
+
+
+# --- a copy of the bundled reader's folder, with its manifest edited ------------------------------------
+
+
+def bundle_copy(tmp_path: Path, edit) -> Path:
+    """The bundled reader's folder copied, its manifest changed by `edit(manifest)`."""
+    import shutil
+
+    from digitlab.inference import bundled
+
+    if not bundled.is_available():
+        pytest.skip("this installation has no bundled reader")
+    folder = tmp_path / "bundle"
+    shutil.copytree(bundled.bundled_folder(), folder)
+    manifest_path = folder / bundled.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    edited = edit(manifest)
+    manifest_path.write_text(edited if isinstance(edited, str) else json.dumps(manifest))
+    return folder
+
+
+def rename_classifier(name: str):
+    def edit(manifest):
+        manifest["files"][0]["name"] = name
+    return edit
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (rename_classifier("../../../../etc/passwd"), "must be a bare file name beside the manifest"),
+    (rename_classifier("/etc/passwd"), "must be a bare file name beside the manifest"),
+    (rename_classifier("/dev/zero"), "must be a bare file name beside the manifest"),
+    (lambda manifest: manifest["files"].append("reader.onnx"), "must be a list of file records"),
+    (lambda manifest: manifest["files"].pop(), "not one classifier and one line model"),
+    (lambda manifest: "[" * 100_000 + "]" * 100_000, "cannot be read"),
+])
+def test_a_bundled_readers_manifest_names_only_files_beside_it(tmp_path, edit, message):
+    from digitlab.errors import BundledModelError
+
+    folder = bundle_copy(tmp_path, edit)
+    with pytest.raises(BundledModelError, match=message):
+        load_classifier(folder)
+
+
+def test_a_fifo_in_a_bundled_readers_folder_is_refused_not_read_forever(tmp_path):
+    import os
+
+    folder = bundle_copy(tmp_path, lambda manifest: None)
+    (folder / "reader.onnx").unlink()
+    os.mkfifo(folder / "reader.onnx")  # opening it to read would wait for a writer forever
+    finished = subprocess.run([sys.executable, "-m", "digitlab", "predict", "--model", str(folder),
+                               str(digit_image(tmp_path / "one.png"))], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 1 and "not a regular file" in finished.stderr and "Traceback" not in finished.stderr

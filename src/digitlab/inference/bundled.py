@@ -30,6 +30,8 @@ MANIFEST_FORMAT = 1
 # The kinds of file a bundled reader has, as the manifest names them.
 CLASSIFIER_KIND = "classifier"
 LINE_MODEL_KIND = "line model"
+# A manifest larger than this is refused unread (the real one is about 9 KB).
+MAX_MANIFEST_BYTES = 1_000_000
 # What to do when a bundled file is missing or altered.
 REINSTALL_HINT = "reinstall digitlab (pip install --force-reinstall digitlab), or name a model with --model"
 
@@ -70,20 +72,35 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
         BundledModelError: no manifest, not JSON, another format, or no classifier and line model listed.
     """
     path = (folder or bundled_folder()) / MANIFEST_FILE
+    if path.exists() and (not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES):
+        raise BundledModelError(f"the bundled reader's manifest {path} is not a regular file of at most "
+                                f"{MAX_MANIFEST_BYTES:,} bytes; {REINSTALL_HINT}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise BundledModelError(f"this installation has no bundled reader ({path} is missing); "
                                 f"{REINSTALL_HINT}") from err
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise BundledModelError(f"the bundled reader's manifest {path} cannot be read ({err}); {REINSTALL_HINT}") from err
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise BundledModelError(f"the bundled reader's manifest {path} is not of format {MANIFEST_FORMAT}; "
                                 f"{REINSTALL_HINT}")
-    kinds = [entry.get("kind") for entry in manifest.get("files", []) if isinstance(entry, dict)]
-    if sorted(kinds) != sorted([CLASSIFIER_KIND, LINE_MODEL_KIND]):
-        raise BundledModelError(f"the bundled reader's manifest {path} lists files of kinds {kinds}, not one "
-                                f"classifier and one line model; {REINSTALL_HINT}")
+    entries = manifest.get("files")
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise BundledModelError(f"the bundled reader's manifest {path}: its \"files\" must be a list of file records "
+                                f"(objects with name, kind, bytes, sha256); {REINSTALL_HINT}")
+    kinds = [entry.get("kind") for entry in entries]
+    if sorted(map(str, kinds)) != sorted([CLASSIFIER_KIND, LINE_MODEL_KIND]):
+        raise BundledModelError(f"the bundled reader's manifest {path} lists files of kinds {str(kinds)[:200]}, not "
+                                f"one classifier and one line model; {REINSTALL_HINT}")
+    for entry in entries:  # a copied folder's manifest is untrusted: only regular files beside it, of known size
+        name, size = entry.get("name"), entry.get("bytes")
+        bare = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name \
+            and "\x00" not in name
+        if not bare or isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise BundledModelError(f"the bundled reader's manifest {path} lists a file {str(name)[:80]!r} of "
+                                    f"{str(size)[:20]} bytes: each must be a bare file name beside the manifest, "
+                                    f"with its size in bytes; {REINSTALL_HINT}")
     return manifest
 
 
@@ -97,7 +114,13 @@ def verified_bundle(folder: Path | None = None) -> BundledReader:
     manifest = read_manifest(folder)
     paths = {}
     for entry in manifest["files"]:
-        path = folder / str(entry.get("name", ""))
+        path = folder / entry["name"]  # a bare name (read_manifest)
+        if path.is_symlink() or not path.is_file() or path.stat().st_size != entry["bytes"]:
+            # Checked before reading: a FIFO or a device (/dev/zero) would never end, a huge file fill memory.
+            found = "missing" if not path.exists() else "not a regular file" if not path.is_file() or \
+                path.is_symlink() else f"{path.stat().st_size:,} bytes"
+            raise BundledModelError(f"the bundled {entry['kind']} {path} cannot be read as the manifest's file of "
+                                    f"{entry['bytes']:,} bytes: it is {found}; {REINSTALL_HINT}")
         try:
             contents = path.read_bytes()
         except OSError as err:

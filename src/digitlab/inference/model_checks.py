@@ -139,13 +139,13 @@ def checked_outputs(outputs: Any, count: int, output_shape: tuple, source: str |
     fits = array.ndim == len(output_shape) and array.shape[0] == count and all(
         expected is None or found == expected for found, expected in zip(array.shape[1:], output_shape[1:], strict=True))
     if not fits:
-        raise ModelFailureError(f"{source}: the model gave outputs of shape {array.shape} for {count} inputs, but "
+        raise ModelFailureError(f"{source}: the model gave outputs of shape {array.shape} for {_inputs(count)}, but "
                                 f"declares {_shape_text(output_shape)}; {MODEL_ADVICE}")
     finite = np.isfinite(array)
     if not finite.all():
         bad = int(array.size - np.count_nonzero(finite))
         raise ModelFailureError(f"{source}: the model gave {bad:,} of {array.size:,} outputs that are not numbers "
-                                f"(NaN or infinite) for {count} inputs; its weights or its graph are broken: "
+                                f"(NaN or infinite) for {_inputs(count)}; its weights or its graph are broken: "
                                 f"{MODEL_ADVICE}")
     return array
 
@@ -153,8 +153,12 @@ def checked_outputs(outputs: Any, count: int, output_shape: tuple, source: str |
 def run_failure(source: str | Path, count: int, shape: tuple, err: BaseException) -> ModelFailureError:
     """The error for a model that failed while it ran (the runtime's exception, in one line)."""
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-    return ModelFailureError(f"{source}: the model failed on {count} inputs of shape {list(shape[1:])} "
+    return ModelFailureError(f"{source}: the model failed on {_inputs(count)} of shape {list(shape[1:])} "
                              f"({type(err).__name__}: {reason}); {MODEL_ADVICE}")
+
+
+def _inputs(count: int) -> str:
+    return f"{count} input" if count == 1 else f"{count} inputs"
 
 
 def _shape_text(shape: tuple) -> str:
