@@ -13,6 +13,7 @@ from PIL import Image
 
 from digitlab.data.synthetic import digit_picture
 from digitlab.inference import loading
+from digitlab.inference.images import read_image
 from digitlab.web import classify
 from digitlab.web import server as web_server
 from digitlab.web.batching import Batcher
@@ -205,3 +206,120 @@ def test_an_answer_for_a_closed_event_loop_does_not_stop_the_worker():
     finally:
         release.set()
         batcher.close()
+
+
+# --- one request's bad data never fails its batch -------------------------------------------------
+
+
+def test_a_payload_that_breaks_the_whole_batch_fails_only_its_own_request():
+    """classify_batch raising for the whole batch (one poisoned payload): each is run alone, so only
+    the poisoned request fails."""
+    def classify_batch(payloads):
+        if "poison" in payloads:
+            raise ValueError("poisoned")
+        return [f"answer {payload}".encode() for payload in payloads]
+
+    release = threading.Event()
+    first = True
+
+    def slow_first(payloads):
+        nonlocal first
+        if first:
+            first = False
+            release.wait(5)  # the others queue up, to share one batch
+        return classify_batch(payloads)
+
+    batcher = Batcher(slow_first)
+    try:
+        async def main():
+            waiting = [asyncio.ensure_future(batcher.submit("warm"))]
+            await asyncio.sleep(0.05)
+            waiting += [asyncio.ensure_future(batcher.submit(payload)) for payload in ("a", "poison", "b", "c")]
+            await asyncio.sleep(0.05)
+            release.set()
+            return await asyncio.gather(*waiting, return_exceptions=True)
+        answers = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert answers[0] == b"answer warm"
+    assert answers[1] == b"answer a" and answers[3] == b"answer b" and answers[4] == b"answer c"
+    assert isinstance(answers[2], ValueError) and "poisoned" in str(answers[2])
+    assert max(batcher.sizes()) == 4  # the four did share a batch
+
+
+def huge_integer_body() -> bytes:
+    """{"pixels": ...} with one pixel of 5,001 digits: over Python's int-string limit (4,300 digits)."""
+    rows = [b"[" + b", ".join([b"0"] * 28) + b"]"] * 28
+    rows[0] = b"[" + b"9" * 5001 + b", 0" * 27 + b"]"
+    return b'{"pixels": [' + b", ".join(rows) + b"]}"
+
+
+def test_an_integer_of_5001_digits_is_its_own_422_and_the_batch_is_answered(classifier):
+    payloads = [(classify.IMAGE, png(digit_picture(7)), 0.5), (classify.JSON, huge_integer_body(), 0.5),
+                (classify.IMAGE, png(digit_picture(1)), 0.5)]
+    outcomes = classify.classify_batch(classifier, payloads)
+    assert isinstance(outcomes[1], classify.RequestError), outcomes[1]
+    assert outcomes[1].status == 422 and outcomes[1].code == "bad_pixels" and "digits" in outcomes[1].message
+    for outcome in (outcomes[0], outcomes[2]):
+        assert isinstance(outcome, bytes) and "probabilities" in json.loads(outcome)
+    with pytest.raises(classify.RequestError) as raised:  # alone, and by way of /api/read's path
+        classify.read_one(classifier, classify.JSON, huge_integer_body())
+    assert raised.value.code == "bad_pixels"
+
+
+class FailsOnOneImage:
+    """The real classifier, except that its forward pass fails on any batch holding `poison`."""
+
+    def __init__(self, classifier, poison: np.ndarray) -> None:
+        self.classifier, self.poison, self.calls = classifier, poison, []
+
+    def probabilities(self, images):
+        self.calls.append(len(images))
+        if any(np.array_equal(image, self.poison) for image in images):
+            raise RuntimeError("the model failed on this image")
+        return self.classifier.probabilities(images)
+
+    def __getattr__(self, name):
+        return getattr(self.classifier, name)
+
+
+def test_a_model_failure_on_one_image_fails_only_that_request(classifier):
+    from digitlab.inference.images import prepare_image
+
+    poison_picture = digit_picture(4)
+    failing = FailsOnOneImage(classifier, prepare_image(poison_picture))
+    payloads = [(classify.IMAGE, png(digit_picture(7)), 0.5), (classify.IMAGE, png(poison_picture), 0.5),
+                (classify.IMAGE, png(digit_picture(1)), 0.5)]
+    outcomes = classify.classify_batch(failing, payloads)
+    assert failing.calls[0] == 3  # tried as one batch first
+    assert isinstance(outcomes[1], RuntimeError) and "this image" in str(outcomes[1])
+    assert isinstance(outcomes[0], bytes) and isinstance(outcomes[2], bytes)
+
+
+def sixteen_bit_png(width: int, height: int) -> io.BytesIO:
+    return png(Image.fromarray(np.zeros((height, width), dtype=np.uint16)))
+
+
+def test_image_memory_is_judged_in_bytes_from_the_header():
+    bomb = sixteen_bit_png(7000, 7000)
+    assert len(bomb.getvalue()) < 1024 * 1024  # a small file...
+    with pytest.raises(classify.RequestError) as raised:  # ...that would take ~880 MB to prepare
+        classify.check_image_memory(bomb)
+    assert raised.value.status == 422 and raised.value.code == "bad_image"
+    assert "7000x7000" in raised.value.message and "I;16" in raised.value.message and "MB" in raised.value.message
+    assert bomb.tell() == 0  # left where it was found, for decoding
+    # The same size at 8 bits is within the limit (as its pixel count always was); so is a smaller 16-bit one.
+    assert classify.check_image_memory(png(Image.new("L", (7000, 7000)))) == 49_000_000
+    assert classify.check_image_memory(sixteen_bit_png(2000, 2000)) == 4_000_000
+    # A large JPEG is judged as it is decoded: at reduced scale, in grayscale.
+    photo = io.BytesIO()
+    Image.new("RGB", (8000, 6000), (200, 190, 180)).save(photo, format="JPEG")
+    photo.seek(0)
+    decoded = read_image(photo)
+    photo.seek(0)
+    assert decoded.size[0] < 8000 and classify.check_image_memory(photo) == decoded.size[0] * decoded.size[1]
+    # Not an image: left to the decoder, which says what is wrong.
+    assert classify.check_image_memory(io.BytesIO(b"not an image")) == 0
+    # And a lower limit refuses more.
+    with pytest.raises(classify.RequestError):
+        classify.check_image_memory(png(Image.new("L", (2000, 2000))), max_bytes=1024 * 1024)

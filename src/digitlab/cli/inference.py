@@ -147,11 +147,26 @@ def serve_command(
                                 "process uses about one core)."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request (slower)."),
     backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
+    header_timeout: float = typer.Option(10.0, min=0.1, help="Seconds a request's headers may take to arrive "
+                                         "(else 408 and the connection closes)."),
+    idle_timeout: float = typer.Option(5.0, min=0.1, help="Seconds a keep-alive connection may wait idle for its "
+                                       "next request."),
+    max_header_kb: int = typer.Option(64, min=1, help="Largest request line and headers, in KB (else 431)."),
+    max_upload_mb: float = typer.Option(5.0, min=0.01, help="Largest request body, in MB (else 413)."),
+    max_connections: int | None = typer.Option(None, min=1, help="Open connections per worker; at the cap a new "
+                                               "one closes the longest idle one. Default: 1000, or fewer where "
+                                               "the open-file limit (ulimit -n) is lower."),
 ) -> None:
     """Draw digits in the browser and classify images over HTTP (FastAPI on uvicorn); Ctrl-C stops it."""
     from rich.markup import escape
 
-    from digitlab.web.server import serve
+    from digitlab.web.connections import ConnectionLimits
+    from digitlab.web.server import ServerLimits, serve
+
+    limits = ServerLimits(ConnectionLimits(header_timeout_seconds=header_timeout, idle_timeout_seconds=idle_timeout,
+                                           max_header_bytes=max(1024, max_header_kb * 1024),
+                                           max_connections=max_connections),
+                          max_body_bytes=max(1024, round(max_upload_mb * 1024 * 1024)))
 
     def ready(address: str, source: str) -> None:
         address = escape(address)
@@ -160,7 +175,7 @@ def serve_command(
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
         serve(model, host=host, port=port, cors_origins=cors, allowed_hosts=allowed_host, backend=backend,
-              access_log=access_log, workers=workers, ready=ready)
+              access_log=access_log, workers=workers, ready=ready, limits=limits)
 
 
 

@@ -99,18 +99,45 @@ class Batcher:
                 jobs.append(job)
             self._size_counts[len(jobs)] = self._size_counts.get(len(jobs), 0) + 1
             try:
-                outcomes = self.classify_batch([job.payload for job in jobs])
-                if len(outcomes) != len(jobs):
-                    raise RuntimeError(f"classify_batch gave {len(outcomes)} outcomes for {len(jobs)} payloads")
-            except Exception as error:  # noqa: BLE001  (a bug must fail these requests, not the thread)
-                log.exception("batch of %d failed", len(jobs))
-                outcomes = [error] * len(jobs)
+                outcomes = self._run(jobs)
+            except Exception as error:  # noqa: BLE001  (one payload must not fail the others: each alone)
+                if len(jobs) == 1:
+                    log.exception("a request failed in the batcher")
+                    outcomes = [error]
+                else:
+                    log.warning("a batch of %d failed; running each request alone", len(jobs), exc_info=True)
+                    outcomes = self._run_each(jobs)
             for job, outcome in zip(jobs, outcomes, strict=True):
                 # RuntimeError: that request's event loop has closed, so nobody waits for it.
                 with contextlib.suppress(RuntimeError):
                     job.loop.call_soon_threadsafe(_settle, job.future, outcome)
             if stop:
                 return
+
+    def _run_each(self, jobs: list[_Job]) -> list:
+        """Each job's outcome, from a batch of its own."""
+        outcomes = []
+        for job in jobs:
+            _rewind(job.payload)
+            try:
+                outcomes.extend(self._run([job]))
+            except Exception as error:  # noqa: BLE001  (a bug fails this request, not the thread)
+                log.exception("a request failed in the batcher")
+                outcomes.append(error)
+        return outcomes
+
+    def _run(self, jobs: list[_Job]) -> list:
+        outcomes = self.classify_batch([job.payload for job in jobs])
+        if len(outcomes) != len(jobs):
+            raise RuntimeError(f"classify_batch gave {len(outcomes)} outcomes for {len(jobs)} payloads")
+        return outcomes
+
+
+def _rewind(payload: Any) -> None:
+    """Put any file objects in a payload back at their start, to be read again."""
+    for part in payload if isinstance(payload, tuple) else (payload,):
+        if hasattr(part, "seek"):
+            part.seek(0)
 
 
 def _settle(future: asyncio.Future, outcome: Any) -> None:

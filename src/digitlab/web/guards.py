@@ -104,7 +104,9 @@ class BodyGuard:
     arrived `timeout_seconds` after the request's headers.
 
     A declared Content-Length over the limit is answered 413 at once, from the header alone (the server
-    reads and discards what the client still sends); a chunked body is counted as it streams in, and
+    then reads and drops what the client still sends, for a while: `connections.GuardedHttpProtocol`,
+    so that clients that send the whole body before reading, as Python's urllib does, see the 413 rather
+    than a reset connection); a chunked body is counted as it streams in, and
     reading stops (413) as soon as it passes the limit. A body still incomplete at the deadline, sent
     slowly or not at all, is answered 408, so that a slow client cannot hold a request for long.
     """
