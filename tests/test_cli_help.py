@@ -3,6 +3,8 @@
 Nothing is trained or loaded: the help is Typer's own output, read through the real entry point.
 """
 
+import re
+
 import pytest
 import typer
 
@@ -69,6 +71,18 @@ def test_every_command_and_option_has_help(words):
     assert command.help or command.short_help, f"`digitlab {' '.join(words)}` has no description"
     undescribed = [parameter.name for parameter in command.params if not getattr(parameter, "help", None)]
     assert not undescribed, f"`digitlab {' '.join(words)}`: no help for {undescribed}"
+
+
+@pytest.mark.parametrize("words", [words for words, command in ALL_COMMANDS if not is_group(command)], ids=" ".join)
+def test_square_brackets_in_the_help_are_printed(run_cli, monkeypatch, words):
+    # Typer renders help as Rich markup, where "[ray]" is a style tag that vanishes unless escaped ("\\[ray]").
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping: each option's help on one line
+    code, out, _ = run_cli(*words, "--help")
+    command = dict(ALL_COMMANDS)[words]
+    expected = [f"[{inside}]" for parameter in command.params
+                for inside in re.findall(r"\\?\[([^\]]+)\]", getattr(parameter, "help", None) or "")]
+    missing = [text for text in expected if text not in out]
+    assert code == 0 and not missing, f"`digitlab {' '.join(words)} --help` lost {missing}"
 
 
 @pytest.mark.parametrize("command", ["read", "predict"])

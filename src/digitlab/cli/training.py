@@ -46,19 +46,19 @@ def train(
     recipe: str = typer.Option("tutorial", help="Starting point: tutorial, mlp-dropout, cnn, speedrun, best, "
                                "reader (adds 'not a digit' and a line model for `read`) or reader-large (the "
                                "bundled reader's); flags override."),
-    dataset: str | None = typer.Option(None, help="mnist or fashion-mnist.  [default: mnist]"),
-    epochs: int | None = typer.Option(None, help="Passes over the training data.  [tutorial: 5]"),
-    batch_size: int | None = typer.Option(None, help="Images per gradient step.  [tutorial: 64]"),
+    dataset: str | None = typer.Option(None, help="mnist or fashion-mnist.  \\[default: mnist]"),
+    epochs: int | None = typer.Option(None, help="Passes over the training data.  \\[tutorial: 5]"),
+    batch_size: int | None = typer.Option(None, help="Images per gradient step.  \\[tutorial: 64]"),
     hidden_units: str | None = typer.Option(None, help="Units per hidden layer, comma-separated: 512 or "
-                                               "512,512.  [tutorial: 512]"),
+                                               "512,512.  \\[tutorial: 512]"),
     conv_filters: str | None = typer.Option(None, help="Filters per convolution block (cnn), e.g. 32,64."),
-    activation: str | None = typer.Option(None, help="Activation of the hidden layers.  [default: relu]"),
+    activation: str | None = typer.Option(None, help="Activation of the hidden layers.  \\[default: relu]"),
     dropout: float | None = typer.Option(None, help="Dropout after each hidden layer (0 = none)."),
     optimizer: str | None = typer.Option(None, help="adam, adamw, sgd, rmsprop, nadam or adagrad."),
-    learning_rate: float | None = typer.Option(None, help="Optimizer learning rate.  [default: 0.001]"),
+    learning_rate: float | None = typer.Option(None, help="Optimizer learning rate.  \\[default: 0.001]"),
     validation_split: float | None = typer.Option(None, help="Fraction of training images held out for "
                                                      "validation."),
-    seed: int | None = typer.Option(None, help="Random seed: same seed, same result on one machine.  [default: 0]"),
+    seed: int | None = typer.Option(None, help="Random seed: same seed, same result on one machine.  \\[default: 0]"),
     backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
     run_dir: Path | None = typer.Option(None, help="Run folder (new or empty). Default: runs/<time>-<name>."),
     from_dir: Path | None = typer.Option(None, "--from", help="Folder with the IDX files if not cached."),
@@ -160,15 +160,15 @@ def sweep_command(
                                              "the same for the same sweep, so running again resumes."),
     backend: str | None = typer.Option(None, help="jax (default), tensorflow or torch; else $KERAS_BACKEND."),
     executor: str = typer.Option("local", help="local: --jobs processes on this machine; ray: one Ray task per "
-                                 "trial on a cluster (pip install 'digitlab[ray]')."),
+                                 "trial on a cluster (pip install 'digitlab\\[ray]')."),
     address: str | None = typer.Option(None, help="With --executor ray: HOST:PORT of the cluster's head "
                                           "(else $RAY_ADDRESS, else a Ray started on this machine)."),
     cpus_per_trial: float = typer.Option(1.0, help="With --executor ray: CPUs per trial."),
     gpus_per_trial: float | None = typer.Option(None, help="With --executor ray: GPUs per trial. "
-                                                   "[default: 1 where the cluster has GPUs, else 0]"),
+                                                   "\\[default: 1 where the cluster has GPUs, else 0]"),
     search: str | None = typer.Option(None, help="tpe or random: let Optuna propose the settings within "
                                          "ranges (--set learning_rate=1e-4..1e-2:log) and choices "
-                                         "(pip install 'digitlab[search]')."),
+                                         "(pip install 'digitlab\\[search]')."),
     trials: int = typer.Option(20, help="With --search: trials in all; running again goes on up to it."),
     objective: str = typer.Option("val_accuracy", help="With --search: val_accuracy (needs --validation-split) "
                                   "or test_accuracy (needs --allow-test-objective)."),
