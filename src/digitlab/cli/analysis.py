@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from digitlab.cli.output import console
+from digitlab.cli.output import console, printable
 
 
 def evaluate(
@@ -23,8 +23,8 @@ def evaluate(
     if as_json:
         print(json.dumps(result))
         return
-    console.print(f"{result['run_dir']} on {result['dataset']} test set ({result['count']} images, "
-                  f"{result['backend']}):", highlight=False)
+    console.print(f"{printable(str(result['run_dir']))} on {result['dataset']} test set ({result['count']} images, "
+                  f"{result['backend']}):", markup=False, highlight=False)
     console.print(f"Test loss: {result['loss']:.4f}  Test accuracy: {result['accuracy']:.2%}", highlight=False)
     table = Table("class", "accuracy", "images", title="per-class accuracy")
     for label, (name, accuracy) in enumerate(zip(result["class_names"], result["per_class_accuracy"], strict=True)):
@@ -42,7 +42,7 @@ def report_command(
     from digitlab.analysis.report import write_report
 
     path = write_report(run_dir, backend=backend, mistakes=mistakes, samples=samples)
-    console.print(f"report written to {path} (PNGs beside it)", highlight=False)
+    console.print(f"report written to {printable(str(path))} (PNGs beside it)", markup=False, highlight=False)
 
 
 def compare_command(
