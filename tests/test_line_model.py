@@ -204,6 +204,24 @@ def test_ctc_decoding_reads_separator_classes_as_marks_and_digit_evidence_leaves
     assert reader.digit_evidence(np.ones((2, 28, 28), np.float32)).max() < 0.01
 
 
+def test_an_unsure_separator_is_read_as_the_digit_the_model_ranks_next_or_left_out():
+    found = line_strip.find_line_ink(paper_line(marks=3, gap=10))  # marks a third of their height apart: no spaces
+    view = line_reading.LineView(found, line_strip.line_strip(found), 1.0)
+    steps = [int(np.mean(np.flatnonzero(view.strip.pixels[:, start:stop].max(axis=0) > 0.3)) + start)
+             // line_model.COLUMNS_PER_STEP for start, stop in _thirds(view.strip)]  # each mark's middle
+    ones = np.eye(10, dtype=np.float32)[1]
+    digit = line_reading.DigitRun(4, steps[0], steps[0], np.eye(10, dtype=np.float32)[4], 0.99)
+    unsure_slash = line_reading.DigitRun(-1, steps[1], steps[1], ones, 0.6, "/", digit_mass=0.35)
+    sure_slash = line_reading.DigitRun(-1, steps[1], steps[1], ones, 0.95, "/", digit_mass=0.04)
+    lost_point = line_reading.DigitRun(-1, steps[1], steps[1], ones, 0.6, ".", digit_mass=0.01)
+    last = line_reading.DigitRun(4, steps[2], steps[2], np.eye(10, dtype=np.float32)[4], 0.99)
+    assert line_reading.reading_from_runs(view, [digit, sure_slash, last], 0.5).text == "4/4"
+    reading = line_reading.reading_from_runs(view, [digit, unsure_slash, last], 0.3)
+    assert reading.text == "414" and [d.digit for d in reading.digits] == [4, 1, 4]  # a "1" the model half took for "/"
+    assert reading.characters[1].confidence == pytest.approx(0.35)
+    assert line_reading.reading_from_runs(view, [digit, lost_point, last], 0.5).text == "44"
+
+
 def test_a_line_model_of_digits_only_still_reads():
     class Network:  # trained before separators: blank and ten digits
         input_shape, output_shape = (None, line_strip.STRIP_HEIGHT, None, 1), (None, None, line_model.DIGIT_CLASSES)
