@@ -191,3 +191,12 @@ def test_the_bare_claim_of_a_killed_train_is_taken_over(tmp_path):
     runs.check_run_dir_free(run_dir)
     with runs.claim_run_dir(run_dir, "x") as claim:
         assert json.loads((run_dir / runs.CLAIM_FILE).read_text())["pid"] == os.getpid() and claim.held
+
+
+def test_an_empty_claim_left_by_a_process_killed_as_it_claimed_is_taken_over(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / runs.CLAIM_FILE).write_text("")  # created, never written, nobody holds its lock
+    runs.check_run_dir_free(run_dir)
+    with runs.claim_run_dir(run_dir, "x") as claim:
+        assert claim.held and json.loads((run_dir / runs.CLAIM_FILE).read_text())["pid"] == os.getpid()

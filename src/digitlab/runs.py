@@ -267,26 +267,23 @@ def _stale_message(path: Path, holder: dict[str, Any]) -> str:
 
 
 def _claim_state(path: Path) -> tuple[str, dict[str, Any]]:
-    """("live" or "stale", the holder) of a folder's claim file, judged by its process id (a hint for messages:
-    `claim_run_dir` decides by the flock itself)."""
+    """("live" or "stale", the holder) of a folder's claim file: live while a process holds its flock (the
+    kernel drops the flock of a process that dies, however it dies)."""
+    import fcntl
+
     try:
         descriptor = os.open(path / CLAIM_FILE, os.O_RDONLY)
     except OSError:
-        return "stale", {}
+        return "stale", {}  # gone since the folder was listed
     try:
         holder = _read_claim(descriptor)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a probe, released when closed below
+        except OSError:
+            return "live", holder
+        return "stale", holder
     finally:
         os.close(descriptor)
-    pid, host = holder.get("pid"), holder.get("host")
-    if not isinstance(pid, int) or (isinstance(host, str) and host != socket.gethostname()):
-        return "live", holder  # another machine's process (a shared folder), or one still starting
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "stale", holder
-    except OSError:
-        pass  # it exists, owned by someone else
-    return "live", holder
 
 
 def remove_failed_run(path: Path) -> None:
