@@ -131,9 +131,11 @@ def _retrained_line_model(config, source_dir: Path, run_dir: Path):
     import shutil
 
     from digitlab import runs
+    from digitlab.backend import select_backend
     from digitlab.data import datasets
     from digitlab.training import line_model
 
+    select_backend()  # Keras's backend (JAX) chosen before the line model imports Keras, as `train` does
     record_path = run_dir / RETRAINED_FILE
     if record_path.is_file():
         record = json.loads(record_path.read_text(encoding="utf-8"))
