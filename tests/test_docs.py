@@ -193,3 +193,12 @@ def test_the_readmes_reading_figures_are_the_bundled_readers():
               "handwriting fonts": scores["handwriting_numbers"]["read_exactly"]}
     stale = {name: f"{100 * value:.1f}%" for name, value in quoted.items() if f"{100 * value:.1f}%" not in readme}
     assert not stale, f"README.md does not quote the bundled reader's manifest: {stale}"
+
+
+def test_the_notebook_the_site_shows_speaks_to_users():
+    import json
+
+    notebook = json.loads((ROOT / "notebooks" / "tutorial.ipynb").read_text())
+    text = "\n".join("".join(cell["source"]) for cell in notebook["cells"])
+    found = sorted({match.group(0) for match in BOOKKEEPING.finditer(text)})
+    assert not found, f"notebooks/tutorial.ipynb: {found}"
