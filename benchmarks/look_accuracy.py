@@ -57,7 +57,7 @@ def main() -> None:
         for photo in photos:
             answer = looking.look(classifier, photo.image)
             decision = classifier.decide(answer.probabilities[None], answer.prepared[None])[0]
-            kind, _ = looking.choose(decision, answer.reading, level)
+            kind, _ = looking.choose(decision, answer.reading, level, line_model=classifier.line_reader is not None)
             shown = {"look": _shown(kind, decision, answer, classifier), "earlier": _earlier(decision, answer, classifier)}
             for rule, (shown_kind, text) in shown.items():
                 right[rule] += text == photo.text and (shown_kind != looking.NUMBER or len(photo.text) >= 2)

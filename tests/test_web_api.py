@@ -406,7 +406,8 @@ def test_touching_digits_are_one_number_where_predict_sees_one_digit(bundled_ser
     assert (answer["kind"], answer["text"], answer["reason"]) == ("number", "38", None), answer
     assert answer["digit"] == 8  # the one-digit view is kept, for those who want it
     assert [boxed["label"] for boxed in answer["boxes"]] == ["3", "8"]
-    assert [boxed["box"] for boxed in answer["boxes"]] == [digit["box"] for digit in answer["reading"]["digits"]]
+    np.testing.assert_allclose([boxed["box"] for boxed in answer["boxes"]],
+                               [digit["box"] for digit in answer["reading"]["digits"]], atol=4)
     # What the line model saw: its strip, 24 rows, with a box per digit inside it.
     seen = answer["seen"]
     assert seen["kind"] == "line" and len(seen["pixels"]) == 24 and len(seen["boxes"]) == 2

@@ -5,7 +5,9 @@ a digit, or none and why); the number reader reads it as a line (`reading.read_n
 when the run has one, else cuts in front of the classifier). `choose` decides between them:
 
 - two digits or more read, surer than the classifier of its one digit, or at least NUMBER_LEVEL sure,
-  or the classifier named none: a **number**. Two touching digits framed as one look like one digit to
+  or the classifier named none: a **number**. (Read by cutting the line, without a line model, what the
+  classifier calls "not a digit" must be read at least NUMBER_LEVEL sure: a star cut into pieces reads
+  "417", 71% sure.) Two touching digits framed as one look like one digit to
   the classifier (a touching "38" is "an 8", 69% or even 99.9%), not to the reader ("38", 100%);
 - else a digit named by the classifier: **one digit**;
 - else **not a digit** (or **unsure**: a digit below `min_confidence`). A lone digit read from what
@@ -33,7 +35,7 @@ from digitlab.data.ink import extract_ink, ink_box
 from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_MARGIN, pieces_box, working_pixels
 from digitlab.errors import ImageError
 from digitlab.inference import rejection
-from digitlab.inference.images import decode_picture_and_scale, image_name, prepare_image
+from digitlab.inference.images import decode_picture_and_scale, image_name, picture_box, prepare_image
 from digitlab.inference.reading import Reading, line_candidates, read_number
 
 # What `look` can say.
@@ -43,6 +45,8 @@ KINDS = (DIGIT, NUMBER, NOT_A_DIGIT, UNSURE)
 # can be sure of the wrong one (a touching "38" framed as one digit: "an 8", 99.9%). Measured with the
 # bundled reader (benchmarks/look_accuracy.py, see its docstring for the figures).
 NUMBER_LEVEL = 0.9
+# A stroke with at least this share of its columns in one character's box is that character's alone.
+OWN_PIECE = 0.75
 # A reading's characters (`Reading.characters`, from a line model that reads separators) are digits, marks
 # (reading.CHARACTER_KINDS) and spaces: gaps, not marks.
 DIGIT_KIND, SPACE_KIND = "digit", "space"
@@ -128,12 +132,21 @@ class Look:
         }
 
 
-def choose(decision: rejection.Decision, reading: Reading, number_level: float = NUMBER_LEVEL) -> tuple[str, str | None]:
+def choose(decision: rejection.Decision, reading: Reading, number_level: float = NUMBER_LEVEL,
+           line_model: bool = True) -> tuple[str, str | None]:
     """The kind of answer (DIGIT, NUMBER, NOT_A_DIGIT or UNSURE) and the reason for a refusal, from the
-    classifier's decision on the whole picture and the number read from it (see the module's docstring)."""
+    classifier's decision on the whole picture and the number read from it (see the module's docstring).
+
+    Args:
+        line_model: the number was read by a line model (which learnt to leave marks unread), not by cutting
+            the line into pieces the classifier names one by one.
+    """
     digits_read = len(reading.digits)
-    if digits_read >= 2 and (decision.digit is None or reading.confidence >= number_level
-                             or reading.confidence > decision.confidence):
+    if decision.reason == rejection.NOT_A_DIGIT and not line_model:  # pieces of a drawing, named: a sure number only
+        surer = reading.confidence >= number_level
+    else:
+        surer = decision.digit is None or reading.confidence >= number_level or reading.confidence > decision.confidence
+    if digits_read >= 2 and surer:
         return NUMBER, None
     if decision.digit is not None:
         return DIGIT, None
@@ -162,10 +175,15 @@ def look(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFID
         reading = read_number(classifier, picture, min_confidence=min_confidence)  # boxes in the picture's pixels
     except ImageError:  # too much ink to be one line of digits (a drawing, a page): no number, the digit's answer stands
         reading = Reading("", (), 0.0)
-    kind, reason = choose(decision, reading)
+    kind, reason = choose(decision, reading, line_model=getattr(classifier, "line_reader", None) is not None)
     if kind == NUMBER:
-        boxed = _number_boxes(classifier, reading)
-        seen = _seen_number(classifier, picture, reading, boxed)
+        view = None
+        if getattr(classifier, "line_reader", None) is not None:
+            from digitlab.inference.line_reading import view_line
+
+            view = view_line(picture)  # the line as the line model was shown it
+        boxed = _number_boxes(classifier, reading, view)
+        seen = _seen_number(classifier, picture, reading, boxed, view)
         text, confidence = reading.text, reading.confidence
     else:
         seen = Seen(SEEN_DIGIT, prepared)
@@ -182,24 +200,67 @@ def look(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFID
     return Look(kind, text, confidence, reason, decision.digit, probabilities, prepared, reading, seen, tuple(boxed))
 
 
-def _number_boxes(classifier, reading: Reading) -> tuple[Boxed, ...]:
-    """A number's digits and separators (a space is no mark: no box), left to right."""
+def _number_boxes(classifier, reading: Reading, view) -> tuple[Boxed, ...]:
+    """A number's digits and separators (a space is no mark: no box), left to right; with the line model's
+    view of the line, each box fitted to the strokes that are its own (`_fitted_to_pieces`)."""
     characters = getattr(reading, "characters", None)
     if characters is None:  # a reader of digits only
-        return tuple(Boxed(classifier.class_names[digit.digit], DIGIT_KIND, digit.box,
-                           float(digit.probabilities[digit.digit])) for digit in reading.digits)
-    return tuple(Boxed(character.character, character.kind, character.box, character.confidence)
-                 for character in characters if character.kind != SPACE_KIND)
+        boxed = tuple(Boxed(classifier.class_names[digit.digit], DIGIT_KIND, digit.box,
+                            float(digit.probabilities[digit.digit])) for digit in reading.digits)
+    else:
+        boxed = tuple(Boxed(character.character, character.kind, character.box, character.confidence)
+                      for character in characters if character.kind != SPACE_KIND)
+    if view is None or view.line is None or not boxed:
+        return boxed
+    fitted = _fitted_to_pieces(view.line, [item.box for item in boxed])
+    return tuple(dataclasses.replace(item, box=box) for item, box in zip(boxed, fitted, strict=True))
 
 
-def _seen_number(classifier, picture, reading: Reading, boxed: tuple[Boxed, ...]) -> Seen:
-    """What the reader was shown: the line model's strip with each digit's box, or (a reader that cuts the
-    line into digits) each digit framed like MNIST, side by side."""
-    line_reader = getattr(classifier, "line_reader", None)
-    if line_reader is not None:
-        from digitlab.inference.line_reading import view_line
+def _fitted_to_pieces(line, boxes) -> list[tuple[int, int, int, int]]:
+    """Boxes of a line read by the line model (picture pixels) fitted to its strokes.
 
-        view = view_line(picture)
+    The line model's boxes split the line's ink at the midpoints between characters, so a stroke that
+    reaches past the midpoint (a 4's bar towards the next digit) is cut off its box and lies in the
+    neighbour's. Here each connected stroke (`LineInk.pieces`) with at least OWN_PIECE of its columns in
+    one box is wholly that box's and no other's; a stroke shared more evenly (digits that touch) is cut at
+    the boxes' edges. A box with no stroke keeps its place."""
+    labels, working = line.labels, [_working_box(line, box) for box in boxes]
+    extents: list[list[int] | None] = [None] * len(boxes)  # [left, top, right, bottom] in working pixels
+    for label, rows, columns in line.pieces:
+        width = columns.stop - columns.start
+        overlaps = [max(0, min(columns.stop, right) - max(columns.start, left)) for left, _, right, _ in working]
+        owner = int(np.argmax(overlaps))
+        for index, overlap in enumerate(overlaps):
+            if overlap <= 0 or (overlaps[owner] >= OWN_PIECE * width and index != owner):
+                continue
+            if overlaps[owner] >= OWN_PIECE * width:  # the whole stroke
+                extent = [columns.start, rows.start, columns.stop, rows.stop]
+            else:  # its part within this box
+                left, right = max(columns.start, working[index][0]), min(columns.stop, working[index][2])
+                mask = labels[rows, left:right] == label
+                inked_rows, inked_columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+                if not len(inked_rows):
+                    continue
+                extent = [left + int(inked_columns[0]), rows.start + int(inked_rows[0]),
+                          left + int(inked_columns[-1]) + 1, rows.start + int(inked_rows[-1]) + 1]
+            known = extents[index]
+            extents[index] = extent if known is None else [min(known[0], extent[0]), min(known[1], extent[1]),
+                                                           max(known[2], extent[2]), max(known[3], extent[3])]
+    return [box if extent is None else picture_box(extent, line.scale, line.offset, 1.0)
+            for box, extent in zip(boxes, extents, strict=True)]
+
+
+def _working_box(line, box) -> tuple[int, int, int, int]:
+    """A box in the picture's pixels -> in the line's working pixels (the inverse of `images.picture_box`)."""
+    left, top, right, bottom = ((value - offset) / line.scale for value, offset in zip(
+        box, (line.offset[0], line.offset[1]) * 2, strict=True))
+    return math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
+
+
+def _seen_number(classifier, picture, reading: Reading, boxed: tuple[Boxed, ...], view) -> Seen:
+    """What the reader was shown: the line model's strip with each character's box, or (a reader that cuts
+    the line into digits) each digit framed like MNIST, side by side."""
+    if view is not None:
         if view.strip is None:
             return Seen(SEEN_LINE, np.zeros((STRIP_HEIGHT, STRIP_HEIGHT), np.float32))
         used = view.strip.pixels[:, :view.strip.used]  # (STRIP_HEIGHT, used): the padding after the line left out
