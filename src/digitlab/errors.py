@@ -78,11 +78,6 @@ class OutputFolderError(DigitlabError):
     inputs or (without --overwrite) existing files. Exit status 2: choose another folder."""
 
 
-# Every error class above (digitlab re-exports them all).
-__all__ = sorted(name for name, value in dict(globals()).items()
-                 if isinstance(value, type) and issubclass(value, Exception))
-
-
 class ExportError(FailureError):
     """Keras could not export a model, or ONNX Runtime does not run the export as Keras does. Exit status 1."""
 
@@ -93,3 +88,8 @@ class BundledModelError(FailureError):
 
 class ExportTargetError(DigitlabError):
     """An export cannot be written where asked (the file exists, a bad name) or the ONNX tools are missing."""
+
+
+# Every error class above (digitlab re-exports them all).
+__all__ = sorted(name for name, value in dict(globals()).items()
+                 if isinstance(value, type) and issubclass(value, Exception))
