@@ -8,6 +8,7 @@ ratio, and checks that both trained the same trials to the same accuracies.
 
     .venv/bin/python benchmarks/sweep_overhead.py                    # 7 trials (1 seed), 2 at once
     .venv/bin/python benchmarks/sweep_overhead.py --seeds 3          # the study's 21 trials
+    .venv/bin/python benchmarks/sweep_overhead.py --rounds 2         # twice each way, alternating
     .venv/bin/python benchmarks/sweep_overhead.py --address HEAD:6379
 """
 
@@ -46,14 +47,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="trials at once, both ways")
     parser.add_argument("--address", help="a Ray cluster's HOST:PORT (default: a Ray started for the sweep)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs each way, alternating which goes first; "
+                        "the times are summed")
     arguments = parser.parse_args()
 
+    ways = {"local": ["--jobs", str(arguments.jobs)],
+            "ray": ["--executor", "ray"] + (["--address", arguments.address] if arguments.address else [])}
+    seconds = {"local": 0.0, "ray": 0.0}
     with tempfile.TemporaryDirectory(prefix="digitlab-sweep-overhead-") as scratch:
-        local_dir, ray_dir = Path(scratch) / "local", Path(scratch) / "ray"
-        ray_way = ["--executor", "ray"] + (["--address", arguments.address] if arguments.address else [])
-        local_seconds = run_study(["--jobs", str(arguments.jobs)], local_dir, arguments.seeds, arguments.epochs)
-        ray_seconds = run_study(ray_way, ray_dir, arguments.seeds, arguments.epochs)
-        local_rows, ray_rows = read_rows(local_dir), read_rows(ray_dir)
+        for round_number in range(arguments.rounds):
+            order = ["local", "ray"] if round_number % 2 == 0 else ["ray", "local"]
+            for way in order:
+                folder = Path(scratch) / f"{way}-{round_number}"
+                seconds[way] += run_study(ways[way], folder, arguments.seeds, arguments.epochs)
+                print(f"round {round_number + 1}, {way}: {seconds[way]:.1f} s so far", flush=True)
+        local_rows, ray_rows = read_rows(Path(scratch) / "local-0"), read_rows(Path(scratch) / "ray-0")
+    local_seconds, ray_seconds = seconds["local"] / arguments.rounds, seconds["ray"] / arguments.rounds
 
     trials = len(local_rows)
     same = all(ray_rows[name]["test_accuracy"] == row["test_accuracy"] for name, row in local_rows.items())
@@ -62,8 +71,9 @@ def main() -> None:
     ray_fit = sum(float(row["fit_seconds"]) for row in ray_rows.values())
     print(f"tutorial-claims study, --epochs {arguments.epochs}, {arguments.seeds} seed(s): {trials} trials, "
           f"{arguments.jobs} at once; {os.cpu_count()} CPUs")
-    print(f"local --jobs {arguments.jobs}: {local_seconds:7.1f} s wall ({local_fit:.1f} s of fit in all)")
-    print(f"--executor ray:   {ray_seconds:7.1f} s wall ({ray_fit:.1f} s of fit in all; nodes: {', '.join(nodes)})")
+    print(f"mean wall time of {arguments.rounds} run(s) each way")
+    print(f"local --jobs {arguments.jobs}: {local_seconds:7.1f} s wall ({local_fit:.1f} s of fit in the first run)")
+    print(f"--executor ray:   {ray_seconds:7.1f} s wall ({ray_fit:.1f} s of fit in the first run; nodes: {', '.join(nodes)})")
     print(f"overhead: {(ray_seconds - local_seconds) / trials:+.2f} s per trial; Ray / local wall time "
           f"{ray_seconds / local_seconds:.3f} ({(ray_seconds / local_seconds - 1) * 100:+.1f}%)")
     print(f"same test accuracy for every trial: {'yes' if same else 'NO'}")
