@@ -155,7 +155,7 @@ def odd_names(run: Runner) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError):
         recovered = utf8 = False
     raw_escape = b"\x1b" in text["out"] + text["err"]
-    checked = (f"JSON valid UTF-8: {yes(utf8)}, name's bytes given back: {yes(recovered)}; "
+    checked = (f"JSON strings valid Unicode: {yes(utf8)}, name's bytes given back: {yes(recovered)}; "
                f"text prints the escape character raw: {yes(raw_escape)}")
     return {**outcome, "traceback": outcome["traceback"] or text["traceback"], "checked": checked}
 
