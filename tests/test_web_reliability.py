@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import resource
 import socket
 import time
 
@@ -19,7 +20,9 @@ from PIL import Image
 from digitlab.data.synthetic import digit_picture
 from digitlab.inference import loading
 from digitlab.web import app as web_app
+from digitlab.web import connections
 from digitlab.web import server as web_server
+from digitlab.web.connections import ConnectionLimits
 from digitlab.web.guards import AllowedHosts
 from test_web_api import assert_error, encode
 
@@ -175,6 +178,53 @@ def test_a_client_that_leaves_is_one_line_in_the_log_not_a_traceback(address, ca
     tracebacks = [record for record in caplog.records if record.exc_info]
     assert not tracebacks, [record.getMessage() for record in tracebacks]
     assert httpx.get(f"{address}/api/health").status_code == 200
+
+
+# --- connections: deadlines, header size, the cap per worker (web/connections.py) -------------
+
+
+def test_connection_limits_default_to_10_s_for_headers_5_s_idle_and_64_kb():
+    limits = ConnectionLimits()
+    assert (limits.header_timeout_seconds, limits.idle_timeout_seconds, limits.max_header_bytes) == (10, 5, 64 * 1024)
+    for bad in ({"header_timeout_seconds": 0}, {"idle_timeout_seconds": -1}, {"max_header_bytes": 10},
+                {"max_connections": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ConnectionLimits(**bad)
+    assert ConnectionLimits(max_connections=7).connections() == 7
+
+
+def test_the_default_connection_cap_stays_below_the_open_file_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
+        assert ConnectionLimits().connections() == 300 - connections.RESERVED_FILES
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 100_000), hard))
+        assert ConnectionLimits().connections() == connections.DEFAULT_MAX_CONNECTIONS
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_at_the_connection_cap_the_longest_idle_connection_makes_room(classifier):
+    with web_server.running(classifier, connection_limits=ConnectionLimits(max_connections=4)) as address:
+        idle = [connect(address) for _ in range(4)]
+        try:
+            time.sleep(0.3)  # all four accepted
+            for _ in range(3):  # real clients, one new connection each: answered
+                assert httpx.get(f"{address}/api/health", headers={"Connection": "close"}).status_code == 200
+            idle[0].settimeout(5)
+            assert idle[0].recv(1) == b"", "the longest idle connection was closed for the new one"
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_a_413_from_the_content_length_reaches_a_client_that_sends_the_whole_body_first(address):
+    """As urllib does: the body is sent in full, then the answer read (with Connection: close)."""
+    for size in (web_app.MAX_BODY_BYTES + 1, 3 * web_app.MAX_BODY_BYTES):
+        with connect(address) as sock:
+            sock.sendall(request_head(address, size).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+                         + bytes(size))
+            assert_json_error(*read_response(sock), 413, "too_large")
 
 
 # --- the Host header (DNS rebinding) ---------------------------------------------------------
