@@ -174,3 +174,20 @@ def test_without_the_extra_the_flag_says_what_to_install(run_cli, tmp_path, monk
     monkeypatch.setitem(sys.modules, module, None)  # `import optuna` / `import ray` now fail as if not installed
     code, _, err = run_cli("sweep", *arguments, "--sweep-dir", str(tmp_path / "sweep"))
     assert code == 2 and f"pip install 'digitlab[{extra}]'" in err
+
+
+def test_a_search_and_a_grid_never_share_a_folder(tmp_path):
+    from digitlab.sweeps import plan as plans
+    from digitlab.sweeps import runner
+
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid" / "sweep.json").write_text("{}")
+    with pytest.raises(ConfigError, match="holds a grid sweep"):
+        search.run_search(tiny_plan(), tmp_path / "grid", isolate=False)
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "search.json").write_text(json.dumps(tiny_plan().to_dict()))
+    with pytest.raises(ConfigError, match="holds a search"):
+        runner.run_sweep(plans.grid_plan({"epochs": [1]}), tmp_path / "search", isolate=False)
+    with pytest.raises(ConfigError, match="holds another search"):
+        search.run_search(tiny_plan(sampler="random"), tmp_path / "search", isolate=False)
+    assert not (tmp_path / "search" / "trials").exists() and not (tmp_path / "grid" / "trials").exists()

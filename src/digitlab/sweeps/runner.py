@@ -14,6 +14,7 @@ from pathlib import Path
 
 from digitlab import runs
 from digitlab.config import TrainingConfig
+from digitlab.errors import ConfigError
 from digitlab.record import RunMetrics
 from digitlab.sweeps import studies
 from digitlab.sweeps.executors import TrialExecutor, TrialJob, TrialOutcome, local_executor
@@ -114,6 +115,9 @@ def run_sweep(plan: SweepPlan, sweep_dir: str | Path | None = None, jobs: int = 
         trials = plan.trials()  # validates every config before anything is written
         sweep_dir = Path(sweep_dir) if sweep_dir is not None else plan.default_dir()
         with SweepLock(sweep_dir):
+            if (sweep_dir / "search.json").exists():  # see search.SEARCH_FILE (search imports this module)
+                raise ConfigError(f"sweep folder {sweep_dir} holds a search (--search); give this sweep another "
+                                  "--sweep-dir")
             trials_dir = sweep_dir / TRIALS_DIR
             trials_dir.mkdir(parents=True, exist_ok=True)
             runs.write_json(sweep_dir / SWEEP_FILE, {**plan.to_dict(), "trials": [trial.name for trial in trials]})
