@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "digitlab"
 # The kernel every part may import, then the subpackages in the order data flows through them.
-KERNEL = {"errors", "config", "record", "runs", "backend"}
+KERNEL = {"errors", "config", "record", "runs", "backend", "storage"}
 FLOW = ["data", "training", "analysis", "sweeps", "inference", "web", "cli"]
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 80
