@@ -393,6 +393,16 @@ def test_a_fifo_named_as_an_image_is_that_files_error_not_a_hang(run_cli, tiny_r
     assert not watchdog.hung and code == 1 and "not a regular file" in json.loads(out)["error"]
 
 
+def test_a_file_turned_into_a_fifo_after_it_was_read_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "line.png"
+    os.mkfifo(fifo)  # what `read` opens again to draw the annotated copy
+    with FifoWatchdog(fifo) as watchdog, pytest.raises(ImageError, match="changed after it was read: not a regular"):
+        read_files._full_picture(fifo)
+    assert not watchdog.hung
+    with pytest.raises(OSError, match="not a regular file"):
+        storage.open_regular_file(fifo)
+
+
 def test_a_device_is_not_read_as_an_image():
     with pytest.raises(ImageError, match="not a regular file"):
         images.read_image("/dev/zero")  # would never end

@@ -145,7 +145,7 @@ def _full_picture(path: Path):
     try:
         with storage.open_regular_file(path) as stream, Image.open(stream) as image:
             return ImageOps.exif_transpose(image).convert("L")
-    except (OSError, ValueError, SyntaxError, EOFError) as err:  # what Pillow raises for bad data
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:  # Pillow's bad data
         reason = "it no longer exists" if isinstance(err, FileNotFoundError) else \
             getattr(err, "strerror", None) or str(err) or type(err).__name__
         raise ImageError(f"{image_name(path)} changed after it was read: {reason}") from err
