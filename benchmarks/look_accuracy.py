@@ -1,13 +1,12 @@
 """How often the drawing page's one answer (`looking.look`) is right, against the page's earlier rule.
 
     .venv/bin/python benchmarks/look_accuracy.py [--model RUN_DIR] [--count 600] [--seed 2500003]
-        [--number-level 0.9]
 
 Photos made from MNIST's test digits (data/lines.py: scaled up, uneven paper, blur, noise, JPEG), in
 memory: single digits, two-digit numbers apart, touching and overlapping, and non-digits of a seed no
 training uses. Each is answered two ways:
 
-- `look`: one digit, a number, or neither (`looking.choose`, with --number-level as NUMBER_LEVEL);
+- `look`: one digit, a number, or neither (`looking.choose`);
 - the earlier page: the classifier's digit whenever it names one, else the number read when the
   classifier says "several digits", else no answer.
 
@@ -31,7 +30,6 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="run folder or model file (default: the bundled reader)")
     parser.add_argument("--count", type=int, default=600, help="photos per set")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the sets (keep it off training's)")
-    parser.add_argument("--number-level", type=float, default=None, help="looking.NUMBER_LEVEL to try")
     arguments = parser.parse_args()
 
     from digitlab.data import datasets
@@ -40,14 +38,13 @@ def main() -> None:
     from digitlab.inference.loading import load_bundled_reader, load_classifier
 
     classifier = load_classifier(arguments.model) if arguments.model else load_bundled_reader()
-    level = looking.NUMBER_LEVEL if arguments.number_level is None else arguments.number_level
     _, (test_images, test_labels) = datasets.load("mnist")
     sets = {"single digits": single_digit_photos(test_images, test_labels, arguments.count, arguments.seed)}
     for offset, layout in enumerate(("apart", "touching", "overlapping"), start=1):
         sets[f"2-digit numbers, {layout}"] = build_line_set(test_images, test_labels, arguments.count,
                                                              arguments.seed + offset, lengths=(2, 2), layouts=(layout,))
     sets["non-digits"] = non_digit_photos(arguments.count, arguments.seed + 4)
-    print(f"model: {classifier.source}; NUMBER_LEVEL {level}; {arguments.count} photos per set, seed {arguments.seed}")
+    print(f"model: {classifier.source}; {arguments.count} photos per set, seed {arguments.seed}")
     print("| set | look: right | earlier page: right | singles shown as a number (look / earlier) |")
     print("| --- | ---: | ---: | ---: |")
     started = time.perf_counter()
@@ -57,8 +54,7 @@ def main() -> None:
         for photo in photos:
             answer = looking.look(classifier, photo.image)
             decision = classifier.decide(answer.probabilities[None], answer.prepared[None])[0]
-            kind, _ = looking.choose(decision, answer.reading, level, line_model=classifier.line_reader is not None)
-            shown = {"look": _shown(kind, decision, answer, classifier), "earlier": _earlier(decision, answer, classifier)}
+            shown = {"look": (answer.kind, answer.text), "earlier": _earlier(decision, answer, classifier)}
             for rule, (shown_kind, text) in shown.items():
                 right[rule] += text == photo.text and (shown_kind != looking.NUMBER or len(photo.text) >= 2)
                 as_number[rule] += shown_kind == looking.NUMBER
@@ -66,17 +62,6 @@ def main() -> None:
         numbers = f"{as_number['look'] / count:.1%} / {as_number['earlier'] / count:.1%}" if name == "single digits" else ""
         print(f"| {name} | {right['look'] / count:.1%} | {right['earlier'] / count:.1%} | {numbers} |")
     print(f"({time.perf_counter() - started:.0f} s)")
-
-
-def _shown(kind: str, decision, answer, classifier) -> tuple[str, str]:
-    """What `look` shows with this kind: (kind, text)."""
-    from digitlab.inference import looking
-
-    if kind == looking.NUMBER:
-        return kind, answer.reading.text
-    if kind == looking.DIGIT:
-        return kind, classifier.class_names[decision.digit]
-    return kind, ""
 
 
 def _earlier(decision, answer, classifier) -> tuple[str, str]:
