@@ -191,3 +191,17 @@ def test_a_search_and_a_grid_never_share_a_folder(tmp_path):
     with pytest.raises(ConfigError, match="holds another search"):
         search.run_search(tiny_plan(sampler="random"), tmp_path / "search", isolate=False)
     assert not (tmp_path / "search" / "trials").exists() and not (tmp_path / "grid" / "trials").exists()
+
+
+def test_a_ctrl_c_while_a_trial_is_recorded_waits_for_the_record_to_be_whole():
+    import os
+    import signal
+
+    from digitlab.sweeps.executors import interrupts_deferred
+
+    recorded = []
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of recording
+        recorded.append("the rest of the record")
+    assert recorded == ["the rest of the record"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works as before afterwards

@@ -8,11 +8,14 @@ folder it leaves is the same either way.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import os
+import signal
 import socket
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -71,7 +74,8 @@ class InProcessExecutor:
     def run(self, jobs: Sequence[TrialJob], on_outcome: OnOutcome) -> None:
         for job in jobs:
             status = job.trainer(job.trial.config.to_dict(), str(job.run_dir), self.backend, self.data_root)
-            on_outcome(job, TrialOutcome(status, socket.gethostname()))
+            with interrupts_deferred():
+                on_outcome(job, TrialOutcome(status, socket.gethostname()))
             if status == "interrupted":
                 raise KeyboardInterrupt
 
@@ -106,7 +110,8 @@ class ProcessExecutor:
             try:
                 for future in concurrent.futures.as_completed(futures):
                     status = future.result()
-                    on_outcome(futures[future], TrialOutcome(status, socket.gethostname()))
+                    with interrupts_deferred():
+                        on_outcome(futures[future], TrialOutcome(status, socket.gethostname()))
                     interrupted = interrupted or status == "interrupted"
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -129,3 +134,23 @@ def local_executor(jobs: int, isolate: bool = True, backend: str | None = None,
     if not isolate:
         return InProcessExecutor(backend, data_root_text)
     return ProcessExecutor(jobs, backend, data_root_text)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that comes inside the block until the block ends, then raise it.
+
+    Around what records a trial (its folder unpacked, the study told): a Ctrl-C at that moment would
+    leave it half recorded (Optuna's journal stops mid-write and says so with a traceback).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt

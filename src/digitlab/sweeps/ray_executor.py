@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.sweeps.executors import OnOutcome, TrialJob, TrialOutcome
+from digitlab.sweeps.executors import OnOutcome, TrialJob, TrialOutcome, interrupts_deferred
 from digitlab.sweeps.worker import Trainer, limit_threads
 
 INSTALL_HINT = "pip install 'digitlab[ray]'"
@@ -116,8 +116,9 @@ class RayExecutor:
                 for reference in finished:
                     job = pending.pop(reference)
                     result = self._result(reference, job)
-                    unpack_folder(result["archive"], job.run_dir)
-                    on_outcome(job, TrialOutcome(result["status"], result["node"]))
+                    with interrupts_deferred():  # the trial's folder and its record, whole
+                        unpack_folder(result["archive"], job.run_dir)
+                        on_outcome(job, TrialOutcome(result["status"], result["node"]))
         except BaseException:
             for reference in pending:  # Ctrl-C or an error: stop what still runs; finished trials are kept
                 ray.cancel(reference, force=True)

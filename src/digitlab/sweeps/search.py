@@ -30,7 +30,7 @@ from digitlab import runs
 from digitlab.analysis.formatting import format_value
 from digitlab.config import TrainingConfig
 from digitlab.errors import ConfigError
-from digitlab.sweeps.executors import TrialExecutor, local_executor
+from digitlab.sweeps.executors import TrialExecutor, interrupts_deferred, local_executor
 from digitlab.sweeps.lock import SweepLock
 from digitlab.sweeps.plan import DEFAULT_SWEEPS_ROOT, TRIALS_DIR, Trial, make_config, trial_name, value_types
 from digitlab.sweeps.runner import TrialEvent, train_jobs
@@ -356,18 +356,20 @@ def _run_batch(optuna, plan: SearchPlan, study, executor: TrialExecutor, size: i
     distributions = plan.distributions(optuna)
     asked_by_name: dict[str, list[Any]] = {}
     trials: dict[str, Trial] = {}
-    for _ in range(size):
-        asked = study.ask(distributions)
-        config = plan.config(plan.params(asked.params))
-        trial = Trial(config, trial_name(config))
-        asked.set_user_attr("trial", trial.name)
-        asked_by_name.setdefault(trial.name, []).append(asked)
-        trials[trial.name] = trial
+    with interrupts_deferred():  # each asked trial written whole to the journal
+        for _ in range(size):
+            asked = study.ask(distributions)
+            config = plan.config(plan.params(asked.params))
+            trial = Trial(config, trial_name(config))
+            asked.set_user_attr("trial", trial.name)
+            asked_by_name.setdefault(trial.name, []).append(asked)
+            trials[trial.name] = trial
     pending = []
     for name, trial in trials.items():
         if read_trial(progress.sweep_dir / TRIALS_DIR / name, trial.config)[0] in ("finished", "pruned", "diverged"):
-            for asked in asked_by_name[name]:  # proposed again: the trial folder already holds its result
-                progress.record(asked, trial, "skipped", skipped=True)
+            with interrupts_deferred():
+                for asked in asked_by_name[name]:  # proposed again: the trial folder already holds its result
+                    progress.record(asked, trial, "skipped", skipped=True)
         else:
             pending.append(trial)
     pruning = None
@@ -401,8 +403,9 @@ def _load_study(optuna, plan: SearchPlan, sweep_dir: Path):
                                 load_if_exists=True)
     for stopped in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         # Left running by a sweep that was stopped (this one holds the folder's lock, so no other runs it).
-        study.enqueue_trial(stopped.params)
-        study.tell(stopped.number, state=optuna.trial.TrialState.FAIL)
+        with interrupts_deferred():
+            study.enqueue_trial(stopped.params)
+            study.tell(stopped.number, state=optuna.trial.TrialState.FAIL)
     return study
 
 
