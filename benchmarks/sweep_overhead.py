@@ -73,7 +73,8 @@ def main() -> None:
           f"{arguments.jobs} at once; {os.cpu_count()} CPUs")
     print(f"mean wall time of {arguments.rounds} run(s) each way")
     print(f"local --jobs {arguments.jobs}: {local_seconds:7.1f} s wall ({local_fit:.1f} s of fit in the first run)")
-    print(f"--executor ray:   {ray_seconds:7.1f} s wall ({ray_fit:.1f} s of fit in the first run; nodes: {', '.join(nodes)})")
+    print(f"--executor ray:   {ray_seconds:7.1f} s wall ({ray_fit:.1f} s of fit in the first run; "
+          f"nodes: {', '.join(nodes)})")
     print(f"overhead: {(ray_seconds - local_seconds) / trials:+.2f} s per trial; Ray / local wall time "
           f"{ray_seconds / local_seconds:.3f} ({(ray_seconds / local_seconds - 1) * 100:+.1f}%)")
     print(f"same test accuracy for every trial: {'yes' if same else 'NO'}")
