@@ -194,7 +194,8 @@ def test_a_big_jpeg_is_decoded_at_reduced_scale_and_prepares_to_the_same_digit(t
     path = tmp_path / "photo.jpg"
     big_photo(draw_shape()).save(path, quality=90)
     decoded = images.read_image(path)
-    assert decoded.mode == "L" and decoded.size == (300, 225)  # libjpeg decoded it at 1/8 scale, in grayscale
+    # libjpeg decoded it at 1/2 scale (its longest side keeps at least JPEG_DRAFT_SIZE = 1024 pixels), in grayscale
+    assert decoded.mode == "L" and decoded.size == (1200, 900)
     drafted = images.prepare_image(path)
     full = images.prepare_image(Image.open(path))  # an image already opened is decoded in full
     assert np.abs(drafted - full).mean() < 0.02 and correlation(drafted, full) > 0.97
@@ -222,7 +223,7 @@ def test_decoding_with_the_files_scale_opens_the_file_once_and_matches_file_scal
         if hasattr(source, "seek"):
             source.seek(0)
         assert scale == images.file_scale(source, picture)
-    assert images.decode_picture_and_scale(big, "x")[1] == 8.0  # 2400 file pixels across the 300 decoded
+    assert images.decode_picture_and_scale(big, "x")[1] == 2.0  # 2400 file pixels across the 1200 decoded
 
 
 def test_transparency_is_composited_on_white(tmp_path, reference):

@@ -26,6 +26,7 @@ from digitlab.data.ink import (
     sample_grid,
 )
 from digitlab.errors import ImageError
+from digitlab.inference.writing import ANALYSIS_LONGEST, Writing, find_writing
 from digitlab.storage import NOT_REGULAR
 
 # What other modules use (MNIST_SIZE is the frame `ink.py` fits digits into).
@@ -40,9 +41,9 @@ WORKING_SIZE = 96
 # A digit found smaller than this (longest side, working pixels) in a picture that has more detail
 # is looked at again, cropped from the full picture: a small digit in a big photo keeps its shape.
 ZOOM_BELOW = 24
-# Large JPEGs are decoded at 1/2, 1/4 or 1/8 scale, keeping at least this many pixels per side
-# (decoding is the slowest step; a small digit in a 12-megapixel photo still keeps 1/8 of it).
-JPEG_DRAFT_SIZE = WORKING_SIZE
+# Large JPEGs are decoded at 1/2, 1/4 or 1/8 scale, keeping at least this many pixels on their longest
+# side (decoding is the slowest step): the detail the writing is looked for in (writing.ANALYSIS_LONGEST).
+JPEG_DRAFT_SIZE = ANALYSIS_LONGEST
 # `prepare_image_batch` fits the paper under this many pictures at a time (holding them decoded
 # meanwhile), and prepares pictures larger than BATCH_MAX_PIXELS one by one, at once.
 BATCH_SIZE = 32
@@ -83,7 +84,9 @@ def _read_upright(source):
         if image is not source and image.format == "JPEG" and image.mode in ("L", "RGB", "CMYK", "YCbCr"):
             # Decoding a big photo at reduced scale is several times faster and loses nothing
             # the 28x28 result could show.
-            image.draft("L", (JPEG_DRAFT_SIZE, JPEG_DRAFT_SIZE))
+            # draft() keeps both sides at least as large as asked: ask for the stored shape, scaled down.
+            shrink = max(1.0, max(stored_size) / JPEG_DRAFT_SIZE)
+            image.draft("L", (math.ceil(stored_size[0] / shrink), math.ceil(stored_size[1] / shrink)))
         orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation tag
         if orientation != 1:
             image = ImageOps.exif_transpose(image)
@@ -128,7 +131,7 @@ def prepare_image(image) -> np.ndarray:
         ImageError: unreadable, too large, or no ink found (a blank page).
     """
     name = image_name(image)
-    return _prepare_picture(decode_picture(image, name), name, zoom=True)
+    return _prepare_picture(find_writing(decode_picture(image, name)).picture, name, zoom=True)
 
 
 def prepare_image_batch(images: Sequence) -> list:
@@ -153,7 +156,7 @@ def prepare_image_batch(images: Sequence) -> list:
     for index, image in enumerate(images):
         try:
             name = image_name(image)
-            picture = decode_picture(image, name)
+            picture = find_writing(decode_picture(image, name)).picture  # a photo's sheet: the writing on it alone
             if picture.size[0] * picture.size[1] > BATCH_MAX_PIXELS:
                 # Prepared at once, so that large pictures are not held for the whole batch.
                 results[index] = _prepare_picture(picture, name, zoom=True)
@@ -273,12 +276,20 @@ def _is_path(source) -> bool:
     return isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")
 
 
-def picture_box(box, scale: float, offset: tuple[int, int], file_scale: float) -> tuple[int, int, int, int]:
+def picture_box(box, scale: float, offset: tuple[int, int], file_scale: float,
+                writing: Writing | None = None) -> tuple[int, int, int, int]:
     """A box (x0, y0, x1, y1) in working pixels (`scale` picture pixels each, from `offset` in the picture, as
-    data/line_strip.LineInk has them) -> in the image file's own pixels (`file_scale` per picture pixel)."""
+    data/line_strip.LineInk has them) -> in the image file's own pixels (`file_scale` per picture pixel).
+
+    With `writing` (what `find_writing` found in the decoded picture), the working pixels are the writing's
+    crop's: the box is carried back through the crop (and its turn) to the decoded picture first."""
     left, top, right, bottom = box
-    return (math.floor((left * scale + offset[0]) * file_scale), math.floor((top * scale + offset[1]) * file_scale),
-            math.ceil((right * scale + offset[0]) * file_scale), math.ceil((bottom * scale + offset[1]) * file_scale))
+    left, top, right, bottom = (left * scale + offset[0], top * scale + offset[1],
+                                right * scale + offset[0], bottom * scale + offset[1])
+    if writing is not None:
+        left, top, right, bottom = writing.to_picture((left, top, right, bottom))
+    return (math.floor(left * file_scale), math.floor(top * file_scale),
+            math.ceil(right * file_scale), math.ceil(bottom * file_scale))
 
 
 def _check_size(image, name: str) -> None:

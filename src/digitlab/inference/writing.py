@@ -1,0 +1,541 @@
+"""Find the writing in a photo: the sheet on the table, turned straight, printed lines taken out, cropped.
+
+A phone photo of a digit on paper shows much that is not writing: the table around the sheet (wood
+grain, plank seams, cloth), the sheet's edge and its drop shadow, ruled or squared lines, a margin
+line, a fold, shadows. `find_writing` looks at the picture at ANALYSIS_LONGEST pixels:
+
+1. **The sheet.** Thin dark marks (ink, printed lines, grain) are closed over (a grey closing wider
+   than a pen stroke); what is left is paper and table. The brightest large region (Otsu's threshold)
+   is the sheet when it stands out from the rest by SHEET_CONTRAST and covers a share of the picture
+   in SHEET_SHARE. Its edge (less EDGE_MARGIN) bounds where writing is looked for.
+2. **Which way it is turned.** The sheet's edges and the printed lines are projected along angles
+   within MOST_TURN degrees; the angle whose projections are sharpest is the sheet's turn, and the
+   picture is turned back by it (a slight perspective leaves lines a degree or two off, which step 3
+   allows for).
+3. **Printed lines.** Thin dark marks (the closing less the picture) in long straight runs, across or
+   down, at least LINE_SPAN of the sheet long, are printed lines, a margin line or a fold. Where a
+   pen stroke crosses one, the stroke is kept (ink above and below the line). Lines are looked for
+   only on a sheet that was found, or where at least RULES_NEEDED parallel ones are: a tightly
+   cropped "7" keeps its bar.
+4. **The writing.** What is left of the thin dark marks on the sheet, specks dropped, boxed with a
+   margin of paper. The crop is turned straight and the lines and the table in it are painted over
+   with the paper's own (closed) level, so that the ink finders after it (`data/ink.py`,
+   `data/line_strip.py`) see writing on paper only.
+
+Where there is neither a sheet on a table nor ruled or squared lines (a drawing, a scan, a cropped
+photo) the picture is handed on as it is. The result maps boxes in the crop back to the picture's pixels.
+
+    writing = find_writing(picture)      # a PIL image, as images.decode_picture gives it
+    writing.picture                      # what the digit and line finders are shown
+    writing.to_picture((x0, y0, x1, y1)) # a box in it -> in the given picture's pixels
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+# Pictures are analysed at most this many pixels on their longest side; the crop keeps this detail
+# (a number's digits about 20 pixels tall or more on a sheet filling most of a photo).
+ANALYSIS_LONGEST = 1024
+# Pictures less than this many pixels on their shorter side are taken as already cropped to the writing (a
+# strip of digits, a drawing, a crop): a sheet on a table, photographed, is larger.
+SMALLEST = 200
+# Dark marks narrower than this share of the picture's longest side are closed over to see the paper.
+CLOSING_SHARE = 0.025
+# The sheet: its paper at least this much brighter than the table (of 1), covering this share of the picture.
+SHEET_CONTRAST = 0.1
+SHEET_SHARE = (0.08, 0.96)
+# Bright parts at least this share of the largest one's area, and at most SHEET_GAP of the picture's longest
+# side from it, are parts of the sheet (a fold or a shadow across it can split it).
+SHEET_PART = 0.2
+SHEET_GAP = 0.02
+# Along the sheet's edge the light changes by at least this share of the paper-to-table step per pixel (at
+# most over a few dozen pixels): a step, not a vignette's slow fade.
+EDGE_STEEPNESS = 0.04
+# The sheet's edge, its shadow and a little paper inside it are left out: this share of the picture's longest side.
+EDGE_MARGIN = 0.012
+# Turns looked for, in degrees, and the step of the coarse search (refined to a tenth of it).
+MOST_TURN = 20.0
+TURN_STEP = 1.0
+# A thin dark mark counts above this many times the noise of the closing's difference, and at least MARK_LEVEL.
+MARK_NOISE = 5.0
+# Printed lines are looked for among marks above this many times the noise (and half MARK_LEVEL).
+LINE_NOISE = 2.5
+MARK_LEVEL = 0.03
+# A printed line runs straight for at least this share of the sheet's width (or height).
+LINE_SPAN = 0.45
+# Slopes (rows per column) runs are looked for along, in the straightened picture: up to about 5 degrees off.
+SLOPES = (-0.08, -0.04, 0.0, 0.04, 0.08)
+# Marks on a printed line this many times darker than the line's typical mark are ink on it.
+INK_OVER_LINES = 1.8
+# A printed line's blurred fringe reaches this many pixels beyond what was found of it.
+FRINGE = 2
+# Parallel long lines needed to take a picture without a sheet for ruled (or squared) paper.
+RULES_NEEDED = 3
+# Marks holding less ink than this share of the seed mark's (the one holding the most) are specks, left out of
+# the writing's box (a decimal point holds about a tenth of a digit's ink).
+SPECK_MASS = 0.03
+# Marks less dark than this share of the darkest mark are not ink (what is left of printed lines, grain, edges).
+INK_SHARE = 0.5
+# Marks this many of the seed mark's heights away from the writing (or nearer) belong to it.
+GROUP_GAP = 1.0
+# The crop is flattened under a closing this share of the writing's height (strokes of a large digit are closed over).
+WRITING_CLOSING = 0.35
+# Marks fainter than this share of the ink's darkness (a fold, a shadow's edge, what is left of a line) become paper;
+# the crop is handed on as ink of level INK on paper of level PAPER.
+FAINT_SHARE = 0.3
+PAPER, INK = 0.9, 0.1
+# Paper kept around the writing: this share of the writing's height, and at least MARGIN_PIXELS.
+MARGIN_SHARE = 0.6
+MARGIN_PIXELS = 6
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Writing:
+    """Where the writing is in a picture, and the picture of it that the ink finders are shown."""
+
+    # The writing, turned straight, lines and table painted over: a PIL image ("F" in [0, 1]); or the
+    # picture itself when no sheet and no printed lines were found.
+    picture: object
+    # True when a sheet or printed lines were found and `picture` is the cleaned crop.
+    found: bool = False
+    # The picture's pixels per crop pixel, the turn (degrees) the crop was turned back by, and the
+    # affine map (2, 3) from crop pixels (x, y, 1) to the picture's pixels.
+    scale: float = 1.0
+    turn: float = 0.0
+    to_picture_map: tuple = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+    # Each printed line found (how many), and whether a sheet on a table was found.
+    lines: int = 0
+    sheet: bool = False
+
+    def to_picture(self, box) -> tuple[float, float, float, float]:
+        """A box (x0, y0, x1, y1) in `picture`'s pixels -> the box around it in the given picture's pixels."""
+        left, top, right, bottom = box
+        if not self.found:
+            return float(left), float(top), float(right), float(bottom)
+        matrix = np.asarray(self.to_picture_map, dtype=np.float64)
+        corners = np.array([[left, top, 1.0], [right, top, 1.0], [right, bottom, 1.0], [left, bottom, 1.0]])
+        mapped = corners @ matrix.T  # (4, 2)
+        return (float(mapped[:, 0].min()), float(mapped[:, 1].min()), float(mapped[:, 0].max()),
+                float(mapped[:, 1].max()))
+
+    @property
+    def crop_box(self) -> tuple[int, int, int, int]:
+        """The crop's box in the given picture's pixels (around its corners when it was turned)."""
+        width, height = self.picture.size
+        left, top, right, bottom = self.to_picture((0, 0, width, height))
+        return math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
+
+
+def find_writing(picture) -> Writing:
+    """Find the writing in a decoded picture (PIL "L" or "F"); see the module's docstring.
+
+    Returns:
+        A `Writing`: the cleaned crop and how its pixels map back, or the picture as it is.
+    """
+    from PIL import Image
+
+    if min(picture.size) < SMALLEST:
+        return Writing(picture)
+    scale = max(1.0, max(picture.size) / ANALYSIS_LONGEST)
+    analysed = picture
+    if scale > 1.0:
+        analysed = picture.resize((max(1, round(picture.size[0] / scale)), max(1, round(picture.size[1] / scale))),
+                                  Image.Resampling.BOX)
+    scale = picture.size[0] / analysed.size[0]
+    gray = np.asarray(analysed, dtype=np.float32)
+    if analysed.mode != "F":
+        gray = gray / np.float32(255.0)
+    return _found(picture, gray, scale) or Writing(picture)
+
+
+def _found(picture, gray: np.ndarray, scale: float) -> Writing | None:
+    """The writing found in `gray` (the picture at `scale` picture pixels per pixel), or None."""
+    from scipy import ndimage
+
+    rows, columns = gray.shape
+    longest = max(rows, columns)
+    closing = _odd(CLOSING_SHARE * longest)
+    closed = ndimage.grey_closing(gray, size=(closing, closing))
+    sheet = _sheet(closed)
+    margin = max(1, round(EDGE_MARGIN * longest))
+    # The sheet less its edge (a square's erosion; off the picture counts as table).
+    inside = ndimage.minimum_filter(sheet.view(np.uint8), size=2 * margin + 1, mode="constant", cval=0) > 0 \
+        if sheet is not None else np.ones_like(gray, dtype=bool)
+    marks = _contrast(closed, gray)  # thin dark marks: ink, printed lines, grain
+    # The closing sits above the paper by about its noise (the brightest pixel of each window): marks are
+    # measured from their typical level (the paper's), and against the spread around it.
+    bias = float(np.median(marks[inside])) if inside.any() else 0.0
+    marks -= bias
+    noise = 1.4826 * float(np.median(np.abs(marks[inside]))) if inside.any() else 0.0
+    level = max(MARK_LEVEL, MARK_NOISE * noise)
+    marked = (marks > level) & inside
+    edges = sheet ^ ndimage.binary_erosion(sheet, iterations=1, border_value=1) if sheet is not None else None
+    turn = _turn(marked, edges)
+    # Everything from here on in the straightened frame, which holds the whole picture.
+    straight = _Straightened(gray.shape, turn)
+    gray_s, closed_s = straight.warp(gray, fill=1.0), straight.warp(closed, fill=1.0)
+    inside_s = straight.warp(inside.astype(np.float32), fill=0.0) > 0.5
+    strength = _contrast(closed_s, gray_s) - bias
+    marked_s = (strength > level) & inside_s
+    # Printed lines are fainter than ink: looked for among fainter marks (noise does not run straight for long).
+    faint_s = (strength > max(MARK_LEVEL / 2, LINE_NOISE * noise)) & inside_s
+    extent_mask = straight.warp(sheet.astype(np.float32), fill=0.0) > 0.5 if sheet is not None else inside_s
+    # Long lines are looked for at half the detail (2x2 pixels pooled): four times fewer pixels, the same lines.
+    pooled = _pooled(faint_s)
+    across_lines, across_count = _long_lines(pooled, _extent(extent_mask, axis=1) // 2)
+    down_lines, down_count = _long_lines(pooled.T, _extent(extent_mask, axis=0) // 2)
+    # Back at full detail, with the lines' blurred fringe; pen ink is darker than the printed lines it lies on
+    # (each family's typical darkness: a red margin line is darker than blue rules): where a stroke runs along
+    # or across one, it stays.
+    printed = np.zeros_like(faint_s)
+    for family, across in ((across_lines, True), (down_lines.T, False)):
+        lines = ndimage.binary_dilation(_unpooled(family, faint_s.shape), iterations=FRINGE) & faint_s
+        if lines.any():
+            line_level = _quantile(strength[lines], 0.75)
+            lines &= strength < max(INK_OVER_LINES * line_level, line_level + level)
+            # Where a pen stroke crosses a line (ink beyond it on both sides), the stroke stays.
+            printed |= lines & ~_crossing_strokes(marked_s, lines, vertical=across)
+    ruled = across_count >= RULES_NEEDED or down_count >= RULES_NEEDED
+    if sheet is None and not ruled:
+        return None
+    writing_marks = marked_s & ~printed
+    box = _writing_box(writing_marks, strength)
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    writing_height = bottom - top
+    pad = max(MARGIN_PIXELS, round(MARGIN_SHARE * writing_height))
+    left, top = max(0, left - pad), max(0, top - pad)
+    right, bottom = min(gray_s.shape[1], right + pad), min(gray_s.shape[0], bottom + pad)
+    crop = (slice(top, bottom), slice(left, right))
+    # Printed lines (and their fringe) and everything off the sheet painted as paper.
+    painted = ndimage.binary_dilation(printed[crop], iterations=1) | ~inside_s[crop]
+    region = np.where(painted, _paper_level(closed_s[crop], inside_s[crop]), gray_s[crop])
+    cleaned = _flattened(region, max(closing, _odd(WRITING_CLOSING * writing_height)), level)
+    return _writing(picture, cleaned, straight, (left, top), scale, turn, across_count + down_count,
+                    sheet is not None)
+
+
+def _writing(picture, crop: np.ndarray, straight, corner: tuple[int, int], scale: float, turn: float,
+             lines: int, sheet: bool) -> Writing:
+    """The Writing for a crop of the straightened frame whose top-left is `corner` there."""
+    from PIL import Image
+
+    # crop (x, y) -> straightened (x + left, y + top) -> analysed (straight.to_source) -> picture (x scale)
+    to_analysed = straight.to_source_matrix()  # (2, 3) straightened -> analysed
+    shift = np.array([[1.0, 0.0, corner[0]], [0.0, 1.0, corner[1]], [0.0, 0.0, 1.0]])
+    to_picture = scale * (to_analysed @ shift)
+    image = Image.fromarray(np.ascontiguousarray(np.clip(crop, 0.0, 1.0), dtype=np.float32), mode="F")
+    return Writing(image, True, scale, turn, tuple(map(tuple, to_picture.tolist())), lines, sheet)
+
+
+class _Straightened:
+    """The frame a picture (rows, columns) is turned straight into, by `turn` degrees, large enough to hold it."""
+
+    def __init__(self, shape: tuple[int, int], turn: float) -> None:
+        rows, columns = shape
+        self.source_shape = shape
+        angle = math.radians(turn)
+        self.cos, self.sin = math.cos(angle), math.sin(angle)
+        # A line running at `turn` (y down) runs across once turned: (cos, sin) -> (1, 0).
+        width = abs(columns * self.cos) + abs(rows * self.sin)
+        height = abs(columns * self.sin) + abs(rows * self.cos)
+        self.size = (max(1, math.ceil(width)), max(1, math.ceil(height)))  # (columns, rows)
+        self.source_centre = (columns / 2.0, rows / 2.0)
+        self.centre = (self.size[0] / 2.0, self.size[1] / 2.0)
+
+    def to_source_matrix(self) -> np.ndarray:
+        """(2, 3): straightened (x, y, 1) -> source (x, y)."""
+        c, s = self.cos, self.sin
+        # source = R^T (p - centre) + source_centre, with R = [[c, s], [-s, c]].
+        linear = np.array([[c, -s], [s, c]])
+        offset = np.array(self.source_centre) - linear @ np.array(self.centre)
+        return np.hstack([linear, offset[:, None]])
+
+    def warp(self, values: np.ndarray, fill: float) -> np.ndarray:
+        """`values` (rows, columns) in the source frame -> the straightened frame (bilinear), `fill` outside."""
+        from PIL import Image
+
+        if self.sin == 0.0:
+            return values.astype(np.float32, copy=False)
+        matrix = self.to_source_matrix()
+        image = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F")
+        warped = image.transform(self.size, Image.Transform.AFFINE, tuple(matrix.ravel()), Image.Resampling.BILINEAR,
+                                 fillcolor=fill)
+        return np.asarray(warped, dtype=np.float32)
+
+
+def _sheet(closed: np.ndarray) -> np.ndarray | None:
+    """The sheet's mask (holes filled) when a bright region stands out from a darker table; else None."""
+    from scipy import ndimage
+
+    threshold = _otsu(closed)
+    bright = closed > threshold
+    labels, count = ndimage.label(bright)
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    # A fold or a shadow across the sheet can split its paper in two: every large bright part belongs to it,
+    # and the sheet is their convex hull (a sheet is convex, seen in slight perspective).
+    largest = labels == int(sizes.argmax()) + 1
+    reach = max(1, round(SHEET_GAP * max(closed.shape)))
+    near = ndimage.maximum_filter(largest.view(np.uint8), size=2 * reach + 1) > 0
+    touching = np.unique(labels[near & (labels > 0)])
+    parts = np.isin(labels, [label for label in touching if sizes[label - 1] >= SHEET_PART * sizes.max()])
+    sheet = _convex_hull(parts)
+    share = float(sheet.mean())
+    if not SHEET_SHARE[0] <= share <= SHEET_SHARE[1]:
+        return None
+    paper, table = float(np.median(closed[sheet])), float(np.median(closed[~sheet]))
+    if paper - table < SHEET_CONTRAST:
+        return None
+    # A sheet's edge is a step; a vignette or a lit patch fades over much of the picture.
+    boundary = largest & ~ndimage.binary_erosion(largest)
+    boundary[[0, -1], :] = False
+    boundary[:, [0, -1]] = False
+    if not boundary.any():
+        return None
+    rows, columns = np.gradient(closed)
+    steepness = float(np.median(np.hypot(rows, columns)[boundary]))
+    if steepness < EDGE_STEEPNESS * (paper - table):
+        return None
+    return sheet
+
+
+def _convex_hull(mask: np.ndarray) -> np.ndarray:
+    """The mask's convex hull, filled (the mask itself when it is too thin for a hull)."""
+    from PIL import Image, ImageDraw
+    from scipy import ndimage
+    from scipy.spatial import ConvexHull, QhullError
+
+    edge = mask & ~ndimage.binary_erosion(mask)
+    rows, columns = np.nonzero(edge)
+    points = np.stack([columns, rows], axis=1).astype(np.float64)
+    try:
+        hull = ConvexHull(points)
+    except (QhullError, ValueError):
+        return ndimage.binary_fill_holes(mask)
+    image = Image.new("1", (mask.shape[1], mask.shape[0]), 0)
+    ImageDraw.Draw(image).polygon([tuple(point) for point in points[hull.vertices]], fill=1, outline=1)
+    return np.asarray(image, dtype=bool)
+
+
+def _contrast(paper: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """How much darker than the paper under it each pixel is, as a share of the paper's level: the same for a
+    mark in the light and in a shadow."""
+    return (paper - pixels) / np.maximum(paper, 0.05)
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of values in [0, 1]: the level that best splits them into two classes."""
+    histogram, edges = np.histogram(values, bins=128, range=(0.0, 1.0))
+    weights = histogram.astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    below = np.cumsum(weights)
+    above = below[-1] - below
+    below_sum = np.cumsum(weights * centres)
+    mean_below = below_sum / np.maximum(below, 1e-9)
+    mean_above = (below_sum[-1] - below_sum) / np.maximum(above, 1e-9)
+    between = below * above * (mean_below - mean_above) ** 2
+    return float(edges[int(between.argmax()) + 1])
+
+
+def _turn(marked: np.ndarray, edges: np.ndarray | None) -> float:
+    """The sheet's turn in degrees: the angle at which its edges and printed lines project sharpest."""
+    points = marked if edges is None else (marked | edges)
+    ys, xs = np.nonzero(points)
+    if len(xs) < 20:
+        return 0.0
+    if len(xs) > 60_000:  # a sample is as good and far cheaper
+        keep = np.random.default_rng(0).choice(len(xs), 60_000, replace=False)
+        ys, xs = ys[keep], xs[keep]
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+
+    def sharpness(degrees: float) -> float:
+        angle = math.radians(degrees)
+        across = np.round(ys * math.cos(angle) - xs * math.sin(angle)).astype(np.int64)  # rows once straightened
+        down = np.round(xs * math.cos(angle) + ys * math.sin(angle)).astype(np.int64)  # columns once straightened
+        return float(np.square(np.bincount(across - across.min())).sum() + np.square(np.bincount(down - down.min())).sum())
+
+    coarse = np.arange(-MOST_TURN, MOST_TURN + 1e-9, TURN_STEP)
+    best = float(coarse[int(np.argmax([sharpness(angle) for angle in coarse]))])
+    fine = np.arange(best - TURN_STEP, best + TURN_STEP + 1e-9, TURN_STEP / 10)
+    scores = [sharpness(angle) for angle in fine]
+    if max(scores) <= 1.05 * sharpness(0.0):  # no clear turn: leave it straight
+        return 0.0
+    return float(fine[int(np.argmax(scores))])
+
+
+def _extent(mask: np.ndarray, axis: int) -> int:
+    """How far the mask reaches along columns (axis=1) or rows (axis=0): the sheet's width or height."""
+    present = np.flatnonzero(mask.any(axis=1 - axis))
+    return int(present[-1] + 1 - present[0]) if len(present) else mask.shape[axis]
+
+
+def _long_lines(marked: np.ndarray, span: int) -> tuple[np.ndarray, int]:
+    """Marks in straight runs across (rows) at least LINE_SPAN of `span` long, and how many such lines.
+
+    The picture is turned straight by the sheet's turn, but perspective leaves lines a few degrees off
+    it (more for lines across the turn's than along it): runs are looked for along each slope of SLOPES
+    (the mask sheared so that lines of that slope run along rows), a row's drift allowed.
+    """
+    from scipy import ndimage
+
+    rows, columns = marked.shape
+    least = max(8, round(0.5 * LINE_SPAN * span))
+    lines = np.zeros_like(marked)
+    found = 0
+    row_index = np.arange(rows)[:, None]
+    column_index = np.arange(columns)[None, :]
+    for slope in SLOPES:
+        shift = np.round(slope * (column_index - columns / 2.0)).astype(np.intp)  # (1, columns)
+        source_rows = np.clip(row_index + shift, 0, rows - 1)  # (rows, columns): sheared[r, c] = marked[r + shift[c], c]
+        sheared = marked[source_rows, column_index]
+        # A row of the mask or its neighbours: a line a little off the slope still runs unbroken.
+        loose = sheared.copy()
+        loose[1:] |= sheared[:-1]
+        loose[:-1] |= sheared[1:]
+        runs = _runs_at_least(loose, least)
+        labels, count = ndimage.label(runs, structure=np.ones((3, 3), dtype=bool))
+        if count == 0:
+            continue
+        boxes = ndimage.find_objects(labels)
+        long_enough = [index + 1 for index, box in enumerate(boxes)
+                       if box[1].stop - box[1].start >= LINE_SPAN * span and box[0].stop - box[0].start <= 0.1 * span]
+        if not long_enough:
+            continue
+        keep = np.isin(labels, long_enough) & sheared
+        kept_rows, kept_columns = np.nonzero(keep)
+        lines[source_rows[kept_rows, kept_columns], kept_columns] = True
+        found = max(found, len(long_enough))
+    return lines, found
+
+
+def _pooled(mask: np.ndarray) -> np.ndarray:
+    """Each 2x2 block of the mask -> one pixel, set when any of the four is (rows and columns rounded up)."""
+    rows, columns = mask.shape
+    padded = np.zeros((rows + rows % 2, columns + columns % 2), dtype=bool)
+    padded[:rows, :columns] = mask
+    return padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).any(axis=(1, 3))
+
+
+def _unpooled(pooled: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`_pooled` undone: each pixel -> its 2x2 block, cut to `shape`."""
+    return np.repeat(np.repeat(pooled, 2, axis=0), 2, axis=1)[:shape[0], :shape[1]]
+
+
+def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of `mask` in runs along each row of at least `length` pixels."""
+    rows, columns = mask.shape
+    padded = np.zeros((rows, columns + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    change = np.diff(padded, axis=1)  # +1 where a run starts, -1 one past where it ends
+    starts_r, starts_c = np.nonzero(change == 1)
+    ends_r, ends_c = np.nonzero(change == -1)
+    kept = np.zeros((rows, columns + 1), dtype=np.int32)
+    long_runs = (ends_c - starts_c) >= length
+    np.add.at(kept, (starts_r[long_runs], starts_c[long_runs]), 1)
+    np.add.at(kept, (ends_r[long_runs], ends_c[long_runs]), -1)
+    return np.cumsum(kept, axis=1)[:, :columns] > 0
+
+
+def _crossing_strokes(marked: np.ndarray, printed: np.ndarray, vertical: bool) -> np.ndarray:
+    """The pixels of printed lines (running across when `vertical`, else down) that a pen stroke crosses: ink
+    marks continue beyond the line on both sides (above and below it, or left and right). The line's own
+    blurred fringe (within FRINGE pixels of it) is not a stroke."""
+    from scipy import ndimage
+
+    fringe = ndimage.binary_dilation(printed, iterations=FRINGE)
+    others = marked & ~fringe
+    reach = 2 * FRINGE + 6  # pixels: past the fringe and the line's band (half the detail pooled, a row's drift)
+    before = np.zeros_like(printed)
+    after = np.zeros_like(printed)
+    for step in range(1, reach + 1):
+        if vertical:
+            before[step:] |= others[:-step]
+            after[:-step] |= others[step:]
+        else:
+            before[:, step:] |= others[:, :-step]
+            after[:, :-step] |= others[:, step:]
+    return before & after & printed
+
+
+def _writing_box(marks: np.ndarray, strength: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) around the writing: the darkest marks that are not specks, and those near them.
+
+    The writing grows from the mark that holds the most ink to marks within GROUP_GAP of its height that
+    are at least INK_SHARE as dark (pen ink stands out more than what is left of printed lines, grain or
+    the sheet's edge) and hold SPECK_MASS of its ink; marks further away (a stray line end, a stain) are not
+    writing.
+    """
+    from scipy import ndimage
+
+    labels, count = ndimage.label(marks, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return None
+    boxes = ndimage.find_objects(labels)
+    inked = labels[marks]
+    darkness = np.zeros(count + 1, dtype=np.float32)  # the darkest pixel of each mark (ndimage.maximum sorts: slow)
+    np.maximum.at(darkness, inked, strength[marks])
+    mass = np.bincount(inked, weights=strength[marks], minlength=count + 1)  # how much ink each mark holds
+    darkness, mass = darkness[1:], mass[1:]
+    sides = np.array([max(box[0].stop - box[0].start, box[1].stop - box[1].start) for box in boxes])
+    # The seed: the mark holding the most ink (a digit, not the thin rest of a printed line).
+    seed = int(np.argmax(np.where(sides >= 3, mass, -1.0)))
+    candidates = [index for index in range(count)
+                  if darkness[index] >= INK_SHARE * darkness[seed] and mass[index] >= SPECK_MASS * mass[seed]]
+    left, top = boxes[seed][1].start, boxes[seed][0].start
+    right, bottom = boxes[seed][1].stop, boxes[seed][0].stop
+    gap = GROUP_GAP * (bottom - top)  # the seed's height: a chain of marks cannot widen its own reach
+    grown = True
+    while grown:
+        grown = False
+        for index in candidates:
+            rows, columns = boxes[index]
+            if columns.start >= left and columns.stop <= right and rows.start >= top and rows.stop <= bottom:
+                continue
+            apart = max(columns.start - right, left - columns.stop, rows.start - bottom, top - rows.stop)
+            if apart <= gap:
+                left, top = min(left, columns.start), min(top, rows.start)
+                right, bottom = max(right, columns.stop), max(bottom, rows.stop)
+                grown = True
+    return left, top, right, bottom
+
+
+def _flattened(region: np.ndarray, closing: int, level: float) -> np.ndarray:
+    """The crop as ink on even paper: shadows, folds and faint marks (under FAINT_SHARE of the ink's
+    darkness) gone, the ink's darkness kept (anti-aliased edges, dots of every size): PAPER and INK levels."""
+    from scipy import ndimage
+
+    paper = ndimage.grey_closing(region, size=(closing, closing))  # the paper under the ink, shadows and all
+    strength = _contrast(paper, region)
+    inked = strength[strength > level]
+    if inked.size == 0:
+        return np.full_like(region, PAPER)
+    ink_level = _quantile(inked, 0.9)
+    floor = FAINT_SHARE * ink_level
+    ink = np.clip((strength - floor) / max(ink_level - floor, 1e-3), 0.0, 1.0)
+    return (PAPER - (PAPER - INK) * ink).astype(np.float32)
+
+
+def _quantile(values: np.ndarray, fraction: float) -> float:
+    index = min(len(values) - 1, int(fraction * len(values)))
+    return float(np.partition(values, index)[index])
+
+
+def _paper_level(closed: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The paper's level everywhere: the closing on the sheet, the nearest sheet pixel's off it."""
+    from scipy import ndimage
+
+    if inside.all() or not inside.any():
+        return closed
+    _, (nearest_rows, nearest_columns) = ndimage.distance_transform_edt(~inside, return_indices=True)
+    return closed[nearest_rows, nearest_columns]
+
+
+def _odd(value: float) -> int:
+    return max(3, int(value) // 2 * 2 + 1)
