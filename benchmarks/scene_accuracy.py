@@ -1,7 +1,7 @@
 """How well digits and numbers are read from phone photos of a sheet of paper lying on a table.
 
     .venv/bin/python benchmarks/scene_accuracy.py [--model RUN_DIR] [--singles 300] [--numbers 300]
-        [--seed 3000017] [--keep DIR]
+        [--seed 3000017] [--keep DIR | --scenes DIR] [--without-finding]
 
 Two sets of scenes made by `data/scenes.py` from MNIST's *test* digits (never its training digits):
 plain, ruled and squared sheets on wooden and textured tables, turned by up to 15 degrees, in slight
@@ -26,6 +26,7 @@ import json
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -42,23 +43,39 @@ def main() -> None:
     parser.add_argument("--numbers", type=int, default=300, help="photos of numbers")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the scenes (keep it off training's)")
     parser.add_argument("--keep", type=Path, help="write the photos into this new or empty folder and keep them")
+    parser.add_argument("--scenes", type=Path, help="read the photos kept in this folder by --keep (same counts and "
+                                                    "seed) instead of making them again")
+    parser.add_argument("--without-finding", action="store_true",
+                        help="for comparison: read the photos whole, as before the writing was looked for")
     arguments = parser.parse_args()
+    if arguments.without_finding:
+        from digitlab.inference import writing
+
+        writing._found = lambda *_: None  # noqa: SLF001  (every picture handed on as it is)
 
     from digitlab.data import datasets
-    from digitlab.data.scenes import NUMBERS, SINGLES, build_scene_set, write_scene_set
+    from digitlab.data.scenes import LABELS_FILE, NUMBERS, SINGLES, build_scene_set, write_scene_set
     from digitlab.inference.loading import load_bundled_reader, load_classifier
 
     print(f"machine: {platform.processor() or platform.machine()}, {_cpu_name()}, "
           f"{len(__import__('os').sched_getaffinity(0))} cores")
     _, (test_images, test_labels) = datasets.load("mnist")
     started = time.perf_counter()
-    singles = build_scene_set(test_images, test_labels, arguments.singles, arguments.seed, kind=SINGLES)
-    numbers = build_scene_set(test_images, test_labels, arguments.numbers, arguments.seed + 1, kind=NUMBERS)
-    folder = arguments.keep or Path(tempfile.mkdtemp(prefix="digitlab-scenes-"))
-    written = {name: write_scene_set(folder / name, scenes) for name, scenes in (("singles", singles),
-                                                                                  ("numbers", numbers))}
-    print(f"{len(singles)} single-digit and {len(numbers)} number photos made in {time.perf_counter() - started:.0f} s, "
-          f"in {folder}")
+    if arguments.scenes:
+        folder = arguments.scenes
+        written = {name: folder / name / LABELS_FILE for name in ("singles", "numbers")}
+        missing = [str(path) for path in written.values() if not path.is_file()]
+        if missing:
+            sys.exit(f"no kept scenes: {', '.join(missing)} missing; make them with --keep DIR first")
+        singles, numbers = (_kept(written[name]) for name in ("singles", "numbers"))
+    else:
+        singles = build_scene_set(test_images, test_labels, arguments.singles, arguments.seed, kind=SINGLES)
+        numbers = build_scene_set(test_images, test_labels, arguments.numbers, arguments.seed + 1, kind=NUMBERS)
+        folder = arguments.keep or Path(tempfile.mkdtemp(prefix="digitlab-scenes-"))
+        written = {name: write_scene_set(folder / name, scenes) for name, scenes in (("singles", singles),
+                                                                                      ("numbers", numbers))}
+    print(f"{len(singles)} single-digit and {len(numbers)} number photos made or read in "
+          f"{time.perf_counter() - started:.0f} s, in {folder}")
     classifier = load_classifier(arguments.model) if arguments.model else load_bundled_reader()
     print(f"model: {classifier.source}")
     rows: list[tuple[str, str]] = []
@@ -71,7 +88,7 @@ def main() -> None:
     print()
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    if arguments.keep is None:
+    if arguments.keep is None and arguments.scenes is None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -171,6 +188,19 @@ def _iou(first, second) -> float:
     inter = max(0, right - left) * max(0, bottom - top)
     union = ((first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1]) - inter)
     return inter / union if union > 0 else 0.0
+
+
+def _kept(labels_path: Path) -> list:
+    """The scenes a --keep folder holds (photo and truth), as `write_scene_set` wrote them."""
+    from digitlab.data.scenes import Scene
+
+    scenes = []
+    for line in labels_path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        scenes.append(Scene((labels_path.parent / record["path"]).read_bytes(), tuple(record["size"]), record["text"],
+                            tuple(tuple(box) for box in record["boxes"]), record["paper"], record["background"],
+                            record["turn"], tuple(tuple(corner) for corner in record["corners"])))
+    return scenes
 
 
 def _paths(labels_path: Path) -> list[Path]:

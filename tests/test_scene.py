@@ -148,3 +148,24 @@ def test_scenes_are_drawn_from_their_seed_alone():
     assert Image.open(io.BytesIO(first.jpeg)).size == (320, 240)
     with pytest.raises(ValueError, match="paper"):
         scene_of("2", "dotted", seed=0)
+
+
+def test_photos_of_clean_pages_are_handed_on_as_they_are():
+    """What the line and single-digit benchmarks photograph (data/lines.py: a page lit unevenly, blurred, noisy,
+    sometimes chalk on a board), and a big page lit with a vignette: no sheet on a table, no printed lines."""
+    from digitlab.data.lines import compose_line, render_photo
+
+    rng = np.random.default_rng(0)
+    digits = np.stack([font_digit(digit) for digit in FONT_DIGITS])
+    for index in range(12):
+        picks = rng.integers(0, len(digits), int(rng.integers(1, 7)))
+        ink, _ = compose_line(digits[picks], list(picks), rng, "apart")
+        photo, _ = render_photo(np.pad(ink, 40) if index % 2 else ink, rng)  # some with room around, over 200 pixels
+        assert not find_writing(Image.fromarray(photo)).found, index
+    page = np.full((900, 1200), 200, dtype=np.float32)
+    rows, columns = np.mgrid[0:900, 0:1200]
+    page *= 1.0 - 0.45 * (((rows - 300) / 900) ** 2 + ((columns - 500) / 1200) ** 2)  # a vignette, off centre
+    ink = np.asarray(Image.fromarray(font_digit(5)).resize((280, 280), Image.Resampling.BICUBIC), dtype=np.float32)
+    page[400:680, 600:880] *= 1.0 - 0.8 * ink / 255.0
+    page += rng.normal(0, 3, page.shape)
+    assert not find_writing(Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))).found

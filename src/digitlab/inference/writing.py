@@ -52,9 +52,10 @@ SHEET_SHARE = (0.08, 0.96)
 # side from it, are parts of the sheet (a fold or a shadow across it can split it).
 SHEET_PART = 0.2
 SHEET_GAP = 0.02
-# Along the sheet's edge the light changes by at least this share of the paper-to-table step per pixel (at
-# most over a few dozen pixels): a step, not a vignette's slow fade.
-EDGE_STEEPNESS = 0.04
+# Across the sheet's edge (bands this share of the picture's longest side inside and outside it) the light
+# changes by at least this share of the paper-to-table difference: a step, not a vignette's slow fade.
+EDGE_BAND = 0.006
+EDGE_STEP = 0.5
 # The sheet's edge, its shadow and a little paper inside it are left out: this share of the picture's longest side.
 EDGE_MARGIN = 0.012
 # Turns looked for, in degrees, and the step of the coarse search (refined to a tenth of it).
@@ -293,15 +294,17 @@ def _sheet(closed: np.ndarray) -> np.ndarray | None:
     paper, table = float(np.median(closed[sheet])), float(np.median(closed[~sheet]))
     if paper - table < SHEET_CONTRAST:
         return None
-    # A sheet's edge is a step; a vignette or a lit patch fades over much of the picture.
-    boundary = largest & ~ndimage.binary_erosion(largest)
-    boundary[[0, -1], :] = False
-    boundary[:, [0, -1]] = False
-    if not boundary.any():
+    # A sheet's edge is a step; a vignette or a lit patch fades over much of the picture. Compared: the light
+    # just inside the edge and just outside it (the picture's own border left out).
+    outline = ndimage.binary_fill_holes(largest)  # its outer edge only: ink left open by the closing is no edge
+    width = max(2, round(EDGE_BAND * max(closed.shape)))
+    framed = np.zeros_like(outline)
+    framed[width:-width, width:-width] = True
+    inner = outline & ~ndimage.binary_erosion(outline, iterations=width) & framed
+    outer = ndimage.binary_dilation(outline, iterations=width) & ~outline & framed
+    if not inner.any() or not outer.any():
         return None
-    rows, columns = np.gradient(closed)
-    steepness = float(np.median(np.hypot(rows, columns)[boundary]))
-    if steepness < EDGE_STEEPNESS * (paper - table):
+    if float(np.median(closed[inner])) - float(np.median(closed[outer])) < EDGE_STEP * (paper - table):
         return None
     return sheet
 
