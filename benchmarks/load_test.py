@@ -184,6 +184,7 @@ def _summarise(outcomes: list, duration: float, elapsed: float) -> dict:
         "bad_not_refused_as_expected": sum(outcome[2] is not None for outcome in bad),
         "slow_clients": len(slow),
         "slow_not_cut_off": sum(outcome[2] is not None for outcome in slow),
+        "slow_cut_off_slowest_s": round(max((outcome[1] for outcome in slow if outcome[2] is None), default=0) / 1000, 1),
         "by_name": by_name,
         "locust_seconds": round(elapsed, 1),
     }
@@ -211,7 +212,8 @@ def _print(figures: dict, arguments) -> None:
     print(f"requests/s: {figures['well_formed_per_second']} well-formed, {figures['requests_per_second']} in all "
           f"(over the {figures['answering_s']} s in which requests were answered)")
     print(f"bad requests: {figures['bad_requests']:,}, {figures['bad_not_refused_as_expected']} not refused as "
-          f"expected; slow clients: {figures['slow_clients']}, {figures['slow_not_cut_off']} not cut off")
+          f"expected; slow clients: {figures['slow_clients']}, {figures['slow_not_cut_off']} not cut off "
+          f"(the slowest cut off after {figures['slow_cut_off_slowest_s']} s)")
     for example in figures["other_failure_examples"]:
         print(f"  failure: {example}")
     for name, entry in sorted(figures["by_name"].items()):

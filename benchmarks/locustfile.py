@@ -163,7 +163,7 @@ class SlowClientUser(HttpUser):
     def _wait_for_cut(sock: socket.socket, trickle: bytes = b"") -> tuple[bytes, str | None]:
         """Trickle bytes (if any) until the server answers or closes; its answer, or why it is wrong."""
         sock.settimeout(0.5)
-        received, deadline = b"", time.monotonic() + 25
+        received, deadline = b"", time.monotonic() + 60
         while time.monotonic() < deadline:
             if trickle:
                 try:
