@@ -157,7 +157,9 @@ def check_image_memory(data, max_bytes: int = MAX_IMAGE_BYTES) -> int:
             with Image.open(data) as header:  # the header only: no pixel decoded
                 width, height = header.size
                 if header.format == "JPEG" and header.mode in ("L", "RGB", "CMYK", "YCbCr"):
-                    header.draft("L", (JPEG_DRAFT_SIZE, JPEG_DRAFT_SIZE))  # as read_image decodes it
+                    # As read_image decodes it: at reduced scale, its longest side still JPEG_DRAFT_SIZE or more.
+                    shrink = max(1.0, max(header.size) / JPEG_DRAFT_SIZE)
+                    header.draft("L", (math.ceil(width / shrink), math.ceil(height / shrink)))
                 pixels = header.size[0] * header.size[1]
                 mode = "RGBA" if "transparency" in header.info else header.mode  # composited on white
                 turned = header.getexif().get(0x0112, 1) != 1  # a turned copy is made
