@@ -21,29 +21,28 @@ def reading(text: str, confidence: float) -> Reading:
     return Reading(text, digits, confidence)
 
 
-@pytest.mark.parametrize("decision, read, pieces_named, kind, reason", [
+@pytest.mark.parametrize("decision, read, kind, reason", [
     # The classifier names one digit, the reader reads it alone or nothing: one digit.
-    (Decision(7, None, 0.97), reading("7", 0.99), True, looking.DIGIT, None),
-    (Decision(1, None, 0.9), reading("", 0.0), True, looking.DIGIT, None),
+    (Decision(7, None, 0.97), reading("7", 0.99), looking.DIGIT, None),
+    (Decision(1, None, 0.9), reading("", 0.0), looking.DIGIT, None),
     # Two digits read, surer than the classifier's one: a number (a touching 38 is "an 8, 69%").
-    (Decision(8, None, 0.69), reading("38", 0.8), True, looking.NUMBER, None),
+    (Decision(8, None, 0.69), reading("38", 0.8), looking.NUMBER, None),
     # ... or read at least NUMBER_LEVEL sure, however sure the classifier is of its one digit.
-    (Decision(8, None, 0.999), reading("38", 0.98), True, looking.NUMBER, None),
+    (Decision(8, None, 0.999), reading("38", 0.98), looking.NUMBER, None),
     # A classifier surer of its digit than a hesitant reading of two: the digit (a loose 8 cut in two).
-    (Decision(8, None, 0.95), reading("48", 0.6), True, looking.DIGIT, None),
+    (Decision(8, None, 0.95), reading("48", 0.6), looking.DIGIT, None),
     # The classifier names none for the ink's width or its doubt: any number read is the answer.
-    (Decision(None, SEVERAL_DIGITS, 0.1), reading("42", 0.5), True, looking.NUMBER, None),
-    (Decision(None, UNSURE, 0.2), reading("42", 0.5), True, looking.NUMBER, None),
-    # What it calls "not a digit": a number only if it names a digit in each digit's box (a grid read "77" is not).
-    (Decision(None, NOT_A_DIGIT, 0.1), reading("38", 0.7), True, looking.NUMBER, None),
-    (Decision(None, NOT_A_DIGIT, 0.1), reading("77", 0.92), False, looking.NOT_A_DIGIT, NOT_A_DIGIT),
+    (Decision(None, SEVERAL_DIGITS, 0.1), reading("42", 0.5), looking.NUMBER, None),
+    (Decision(None, UNSURE, 0.2), reading("42", 0.5), looking.NUMBER, None),
+    # Even what it calls "not a digit" (it learnt pairs of digits as not one digit).
+    (Decision(None, NOT_A_DIGIT, 0.1), reading("38", 0.7), looking.NUMBER, None),
     # One scribble read as "1" by the reader, refused by the classifier that saw all of it: no number of one digit.
-    (Decision(None, SEVERAL_DIGITS, 0.3), reading("1", 0.9), True, looking.NOT_A_DIGIT, SEVERAL_DIGITS),
-    (Decision(None, NOT_A_DIGIT, 0.1), reading("", 0.0), True, looking.NOT_A_DIGIT, NOT_A_DIGIT),
-    (Decision(None, UNSURE, 0.3), reading("4", 0.5), True, looking.UNSURE, UNSURE),
+    (Decision(None, SEVERAL_DIGITS, 0.3), reading("1", 0.9), looking.NOT_A_DIGIT, SEVERAL_DIGITS),
+    (Decision(None, NOT_A_DIGIT, 0.1), reading("", 0.0), looking.NOT_A_DIGIT, NOT_A_DIGIT),
+    (Decision(None, UNSURE, 0.3), reading("4", 0.5), looking.UNSURE, UNSURE),
 ])
-def test_one_digit_a_number_or_neither_with_a_line_model(decision, read, pieces_named, kind, reason):
-    assert looking.choose(decision, read, pieces_named=pieces_named) == (kind, reason)
+def test_one_digit_a_number_or_neither_with_a_line_model(decision, read, kind, reason):
+    assert looking.choose(decision, read) == (kind, reason)
 
 
 @pytest.mark.parametrize("decision, read, kind, reason", [
@@ -104,13 +103,6 @@ def test_one_digit_is_seen_as_28_by_28_and_boxed_even_when_thin(reader, strokes,
     ink = np.argwhere(np.asarray(picture) < 128)  # (points, 2): rows, columns of the dark pixels
     assert left <= ink[:, 1].min() + 2 and right >= ink[:, 1].max() - 1, (boxed.box, ink.min(0), ink.max(0))
     assert top <= ink[:, 0].min() + 2 and bottom >= ink[:, 0].max() - 1, (boxed.box, ink.min(0), ink.max(0))
-
-
-def test_a_grid_the_line_model_reads_as_77_is_not_a_digit(reader):
-    grid = [[(0.2, 0.38), (0.8, 0.38)], [(0.2, 0.62), (0.8, 0.62)], [(0.38, 0.2), (0.38, 0.8)], [(0.62, 0.2), (0.62, 0.8)]]
-    answer = looking.look(reader, sent_image(grid))
-    assert len(answer.reading.digits) >= 2  # the line model alone finds digits in it...
-    assert (answer.kind, answer.reason, answer.text, answer.boxed) == (looking.NOT_A_DIGIT, NOT_A_DIGIT, "", ())
 
 
 def test_a_reader_without_its_line_model_shows_each_digit_framed(reader):

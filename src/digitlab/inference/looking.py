@@ -8,10 +8,10 @@ line model:
 - two digits or more read are a **number** when the reader is surer of them than the classifier of its
   one digit, or at least NUMBER_LEVEL sure (two touching digits framed as one look like one digit to
   the classifier: a touching "38" is "an 8", 69% or even 99.9%; not to the reader: "38", 100%), or when
-  the classifier names no digit for the ink's width or its doubt ("several digits", "unsure"). What
-  the classifier calls "not a digit" is a number only when it names a digit in each digit's own box
-  too (`pieces_named`): the line model reads a drawn grid as "77", 92% sure, but the classifier refuses
-  the grid's right half;
+  the classifier names no digit at all. (Even what it calls "not a digit": it learnt pairs of digits as
+  not one digit. Asking it about each digit's box as well would keep a drawn grid, which the line model
+  reads as "77", from being a number, but it refuses a box cut from touching digits as often: touching
+  two-digit numbers read right fell from 94% to 79%, benchmarks/look_accuracy.py.)
 - else a digit named by the classifier: **one digit**;
 - else **not a digit** (or **unsure**: a digit below `min_confidence`). A lone digit read from what
   the classifier refuses (one scribble read as "1") is no answer: the classifier has seen the whole
@@ -42,13 +42,7 @@ from digitlab.data.ink import extract_ink, ink_box
 from digitlab.data.line_strip import STRIP_HEIGHT, STRIP_MARGIN, pieces_box, working_pixels
 from digitlab.errors import ImageError
 from digitlab.inference import rejection
-from digitlab.inference.images import (
-    decode_picture_and_scale,
-    image_name,
-    picture_box,
-    prepare_image,
-    prepare_image_batch,
-)
+from digitlab.inference.images import decode_picture_and_scale, image_name, picture_box, prepare_image
 from digitlab.inference.reading import Reading, line_candidates, read_number
 
 # What `look` can say.
@@ -58,8 +52,6 @@ KINDS = (DIGIT, NUMBER, NOT_A_DIGIT, UNSURE)
 # can be sure of the wrong one (a touching "38" framed as one digit: "an 8", 99.9%). Measured with the
 # bundled reader (benchmarks/look_accuracy.py, see its docstring for the figures).
 NUMBER_LEVEL = 0.9
-# Paper around a digit's box when it is cropped for the classifier, in box heights.
-CROP_MARGIN = 0.15
 # A stroke with at least this share of its columns in one character's box is that character's alone.
 OWN_PIECE = 0.75
 # A reading's characters (`Reading.characters`, from a line model that reads separators) are digits, marks
@@ -148,21 +140,17 @@ class Look:
 
 
 def choose(decision: rejection.Decision, reading: Reading, number_level: float = NUMBER_LEVEL,
-           line_model: bool = True, pieces_named: bool = True) -> tuple[str, str | None]:
+           line_model: bool = True) -> tuple[str, str | None]:
     """The kind of answer (DIGIT, NUMBER, NOT_A_DIGIT or UNSURE) and the reason for a refusal, from the
     classifier's decision on the whole picture and the number read from it (see the module's docstring).
 
     Args:
         line_model: the number was read by a line model, not by cutting the line into pieces the classifier
             names one by one.
-        pieces_named: the classifier names a digit in each digit's box of the reading (asked only where the
-            classifier calls the whole "not a digit").
     """
     digits_read = len(reading.digits)
     if not line_model:
         number = decision.reason == rejection.SEVERAL_DIGITS
-    elif decision.reason == rejection.NOT_A_DIGIT:
-        number = pieces_named
     else:
         number = decision.digit is None or reading.confidence >= number_level or reading.confidence > decision.confidence
     if digits_read >= 2 and number:
@@ -194,11 +182,7 @@ def look(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFID
         reading = read_number(classifier, picture, min_confidence=min_confidence)  # boxes in the picture's pixels
     except ImageError:  # too much ink to be one line of digits (a drawing, a page): no number, the digit's answer stands
         reading = Reading("", (), 0.0)
-    line_model = getattr(classifier, "line_reader", None) is not None
-    pieces_named = True
-    if line_model and decision.reason == rejection.NOT_A_DIGIT and len(reading.digits) >= 2:
-        pieces_named = _each_named(classifier, picture, reading)
-    kind, reason = choose(decision, reading, line_model=line_model, pieces_named=pieces_named)
+    kind, reason = choose(decision, reading, line_model=getattr(classifier, "line_reader", None) is not None)
     if kind == NUMBER:
         view = None
         if getattr(classifier, "line_reader", None) is not None:
@@ -221,24 +205,6 @@ def look(classifier, image, min_confidence: float = rejection.DEFAULT_MIN_CONFID
         reading = _scaled_reading(reading, scale_in_file)
         boxed = tuple(dataclasses.replace(item, box=_scaled_box(item.box, scale_in_file)) for item in boxed)
     return Look(kind, text, confidence, reason, decision.digit, probabilities, prepared, reading, seen, tuple(boxed))
-
-
-def _each_named(classifier, picture, reading: Reading) -> bool:
-    """Whether the classifier names a digit (any) in each digit's box of a reading, cropped from the picture
-    with some paper around it, rather than refusing one as not a digit."""
-    crops = []
-    for digit in reading.digits:
-        left, top, right, bottom = digit.box
-        margin = CROP_MARGIN * (bottom - top)
-        width, height = picture.size
-        crops.append(picture.crop((max(0, round(left - margin)), max(0, round(top - margin)),
-                                   min(width, round(right + margin)), min(height, round(bottom + margin)))))
-    prepared = prepare_image_batch(crops)
-    if any(isinstance(outcome, BaseException) for outcome in prepared):
-        return False
-    images = np.stack(prepared)  # (digits, 28, 28)
-    return all(decision.reason != rejection.NOT_A_DIGIT
-               for decision in classifier.decide(classifier.probabilities(images), images, min_confidence=0.0))
 
 
 def _number_boxes(classifier, reading: Reading, view) -> tuple[Boxed, ...]:
