@@ -1,4 +1,5 @@
-"""Any image of a digit -> 28x28 like MNIST: read, find the ink, crop, scale, centre.
+"""Any image of a digit -> 28x28 like MNIST: read, find the writing (a photo's sheet), find the ink, crop,
+scale, centre.
 
 MNIST digits are light ink on black, size-normalised so the longest side fits a 20x20 box (aspect
 ratio kept, anti-aliased), then placed in a 28x28 frame so that their centre of mass is at the
@@ -114,7 +115,9 @@ def _read_upright(source):
 def prepare_image(image) -> np.ndarray:
     """Turn any image of one digit into a 28x28 float32 image in [0, 1], prepared the way MNIST was.
 
-    Steps: read (see `read_image`); shrink to at most WORKING_SIZE pixels; decide the polarity
+    Steps: read (see `read_image`); in a photo of a sheet on a table, or of ruled or squared paper, keep the
+    writing alone (`writing.find_writing`: the sheet turned straight, printed lines, the table, shadows and
+    folds taken out, cropped to the writing); shrink to at most WORKING_SIZE pixels; decide the polarity
     (dark ink on light paper is inverted); estimate the paper's uneven lighting as a smooth surface
     and remove it; drop faint noise; crop to the ink (looking again at full resolution when the digit
     is small in a big picture); scale the longest side to 20 pixels, aspect ratio kept, anti-aliased,

@@ -43,6 +43,8 @@ ANALYSIS_LONGEST = 1024
 # Pictures less than this many pixels on their shorter side are taken as already cropped to the writing (a
 # strip of digits, a drawing, a crop): a sheet on a table, photographed, is larger.
 SMALLEST = 200
+# The quick look for a sheet is taken at this many pixels on the longest side.
+QUICK_LONGEST = 256
 # Dark marks narrower than this share of the picture's longest side are closed over to see the paper.
 CLOSING_SHARE = 0.025
 # The sheet: its paper at least this much brighter than the table (of 1), covering this share of the picture.
@@ -150,7 +152,46 @@ def find_writing(picture) -> Writing:
     gray = np.asarray(analysed, dtype=np.float32)
     if analysed.mode != "F":
         gray = gray / np.float32(255.0)
+    if not _may_hold_writing_to_find(analysed, gray):
+        return Writing(picture)
     return _found(picture, gray, scale) or Writing(picture)
+
+
+def _may_hold_writing_to_find(analysed, gray: np.ndarray) -> bool:
+    """A quick look, with NumPy and Pillow alone (SciPy is not even imported for most pictures): could there be
+    a sheet on a table (a bright region standing out, `_sheet`'s first test, on a small copy), or printed lines
+    (three or more rows of thin marks across most of the picture, along its sharpest angle)?"""
+    from PIL import ImageFilter
+
+    small = analysed if analysed.mode == "F" else analysed.convert("F")
+    if max(small.size) > QUICK_LONGEST:
+        shrink = max(small.size) / QUICK_LONGEST
+        small = small.resize((max(1, round(small.size[0] / shrink)), max(1, round(small.size[1] / shrink))))
+    closing = _odd(CLOSING_SHARE * QUICK_LONGEST)
+    closed = np.asarray(small.filter(ImageFilter.MaxFilter(closing)).filter(ImageFilter.MinFilter(closing)),
+                        dtype=np.float32)
+    if analysed.mode != "F":
+        closed = closed / np.float32(255.0)
+    bright = closed > _otsu(closed)
+    if SHEET_SHARE[0] <= float(bright.mean()) <= SHEET_SHARE[1] and \
+            float(np.median(closed[bright])) - float(np.median(closed[~bright])) >= SHEET_CONTRAST:
+        return True
+    image = analysed if analysed.mode == "F" else analysed.convert("F")
+    paper = np.asarray(image.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3)), dtype=np.float32)
+    if analysed.mode != "F":
+        paper = paper / np.float32(255.0)
+    marks = _contrast(paper, gray)
+    ys, xs = np.nonzero(marks > max(MARK_LEVEL, float(np.median(marks)) + MARK_LEVEL))
+    if len(xs) < RULES_NEEDED * LINE_SPAN * min(gray.shape):
+        return False
+    best = _turn(np.zeros_like(gray, dtype=bool), None, points=(ys, xs))
+    angle = math.radians(best)
+    across = np.round(ys * math.cos(angle) - xs * math.sin(angle)).astype(np.int64)
+    down = np.round(xs * math.cos(angle) + ys * math.sin(angle)).astype(np.int64)
+    rows = np.bincount(across - across.min())
+    columns = np.bincount(down - down.min())
+    # Half a line's span is enough here: perspective spreads a line over a few rows.
+    return bool((rows >= LINE_SPAN / 2 * gray.shape[1]).any() or (columns >= LINE_SPAN / 2 * gray.shape[0]).any())
 
 
 def _found(picture, gray: np.ndarray, scale: float) -> Writing | None:
@@ -347,10 +388,10 @@ def _otsu(values: np.ndarray) -> float:
     return float(edges[int(between.argmax()) + 1])
 
 
-def _turn(marked: np.ndarray, edges: np.ndarray | None) -> float:
-    """The sheet's turn in degrees: the angle at which its edges and printed lines project sharpest."""
-    points = marked if edges is None else (marked | edges)
-    ys, xs = np.nonzero(points)
+def _turn(marked: np.ndarray, edges: np.ndarray | None, points=None) -> float:
+    """The sheet's turn in degrees: the angle at which its edges and printed lines project sharpest (or the
+    given `points`, rows and columns)."""
+    ys, xs = np.nonzero(marked if edges is None else (marked | edges)) if points is None else points
     if len(xs) < 20:
         return 0.0
     if len(xs) > 60_000:  # a sample is as good and far cheaper
