@@ -47,7 +47,7 @@ DIGIT_PNG = _png(_digit("7"))
 NUMBER_PNG = _png(_digit("42", (320, 160)))
 DIGIT_PIXELS = json.dumps({"pixels": (255 - np.asarray(_digit("3").resize((28, 28)))).astype(int).tolist()})
 HUGE_INTEGER = ('{"pixels": [[' + "9" * 5001 + ", 0" * 27 + "]" + (", [" + ", ".join(["0"] * 28) + "]") * 27 + "]}")
-BOMB_PNG = _png(Image.fromarray(np.zeros((7000, 7000), dtype=np.uint16)))  # ~100 KB, ~880 MB to prepare
+BOMB_PNG = _png(Image.fromarray(np.zeros((7000, 7000), dtype=np.uint16)))  # ~100 KB, ~470 MB to prepare
 OVERSIZED = bytes(6 * 1024 * 1024)
 
 

@@ -344,7 +344,7 @@ def peak_memory_megabytes(process_id: int) -> float:
 
 
 def test_a_16_bit_png_bomb_is_refused_from_its_header(server):
-    """A ~100 KB 16-bit PNG of 7000x7000 pixels would take ~880 MB to prepare: refused before decoding."""
+    """A ~100 KB 16-bit PNG of 7000x7000 pixels would take ~470 MB to prepare: refused before decoding."""
     address, _process, _log = server
     bomb = png(Image.fromarray(np.zeros((7000, 7000), dtype=np.uint16)))
     assert len(bomb) < 1024 * 1024

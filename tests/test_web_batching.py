@@ -303,7 +303,7 @@ def sixteen_bit_png(width: int, height: int) -> io.BytesIO:
 def test_image_memory_is_judged_in_bytes_from_the_header():
     bomb = sixteen_bit_png(7000, 7000)
     assert len(bomb.getvalue()) < 1024 * 1024  # a small file...
-    with pytest.raises(classify.RequestError) as raised:  # ...that would take ~880 MB to prepare
+    with pytest.raises(classify.RequestError) as raised:  # ...that would take ~470 MB to prepare
         classify.check_image_memory(bomb)
     assert raised.value.status == 422 and raised.value.code == "bad_image"
     assert "7000x7000" in raised.value.message and "I;16" in raised.value.message and "MB" in raised.value.message

@@ -33,16 +33,16 @@ log = logging.getLogger("digitlab.web")
 
 # The most memory preparing one image may take, estimated from its header before any pixel is decoded
 # (`check_image_memory`); larger ones get 422. Bytes, not pixels: a 108 KB 16-bit PNG of 7000x7000
-# pixels takes 880 MB to prepare, an 8-bit one of the same size 64 MB. Per worker, up to IMAGE_THREADS
+# pixels takes about 470 MB to prepare, an 8-bit one of the same size about 140 MB. Per worker, up to IMAGE_THREADS
 # images (web/app.py) and one batch are prepared at once.
 MAX_IMAGE_BYTES = 256 * 1024 * 1024
 # Peak memory that preparing an image takes per pixel, by the mode Pillow decodes it to: the decoded
 # pixels, their grayscale and float copies (measured by benchmarks/image_memory.py on 3000x3000 images).
-BYTES_PER_PIXEL = {"1": 2, "L": 2, "P": 2, "RGB": 5, "YCbCr": 5, "LAB": 5, "HSV": 5, "CMYK": 9, "RGBX": 9,
-                   "LA": 17, "La": 17, "PA": 17, "RGBA": 17, "RGBa": 17, "I;16": 18, "I;16L": 18, "I;16B": 18,
-                   "I;16N": 18, "I": 20, "F": 20}
+BYTES_PER_PIXEL = {"1": 3, "L": 3, "P": 3, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "CMYK": 5, "RGBX": 5,
+                   "LA": 9, "La": 9, "PA": 9, "RGBA": 11, "RGBa": 11, "I;16": 10, "I;16L": 10, "I;16B": 10,
+                   "I;16N": 10, "I": 14, "F": 14}
 # Modes not in the table (rare ones) are costed as the dearest.
-DEFAULT_BYTES_PER_PIXEL = 20
+DEFAULT_BYTES_PER_PIXEL = 14
 
 
 def min_confidence_from(text: str | None) -> float:
