@@ -35,7 +35,7 @@ READER_SETTINGS: dict[str, Any] = {
     "architecture": "cnn", "conv_filters": (32, 64), "kernel_size": 5, "hidden_units": (128,), "dropout": 0.3,
     "batch_size": 128, "epochs": 6, "learning_rate": 0.005, "learning_rate_schedule": "one-cycle",
     "augment_shift": 0.08, "augment_rotation": 8.0, "augment_zoom": 0.1, "non_digit_images": 40_000,
-    "line_model_lines": 45_000}
+    "line_model_lines": 60_000}
 
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
@@ -67,7 +67,7 @@ RECIPES: dict[str, Recipe] = {
                "Dense 128, Dropout 0.3, an 11th class 'not a digit' learnt from 40,000 synthetic non-digits "
                "(letters, symbols, scribbles, shapes, pairs, pieces and wrong cuts of digits); random shifts, rotations, "
                "zooms; Adam, one-cycle, batch 128, 6 epochs; and a line model for `read` trained with CTC for 8 epochs "
-               "on 45,000 synthetic photographed lines of training digits, 30% of them with separators drawn "
+               "on 60,000 synthetic photographed lines of training digits, 20% of them with separators drawn "
                "between the digits (points, commas, dashes, slashes, colons; training/line_model.py)",
                READER_SETTINGS,
                None),
@@ -75,7 +75,7 @@ RECIPES: dict[str, Recipe] = {
                "cores: the reader's classifier for 8 epochs with 60,000 synthetic non-digits and 20,000 Fashion-MNIST "
                "pictures as 'not a digit'; a larger line model (more filters, a third convolution along the line) "
                "trained with CTC for 8 epochs on 200,000 synthetic photographed lines whose digits vary in stroke "
-               "width and slant, 30% of them with separators drawn between the digits",
+               "width and slant, 20% of them with separators drawn between the digits",
                {**READER_SETTINGS, "epochs": 8, "non_digit_images": 60_000, "non_digit_pictures": 20_000,
                 "line_model_lines": 200_000, "line_model_size": "large"},
                None),
