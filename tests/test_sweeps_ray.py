@@ -198,3 +198,18 @@ def test_a_node_with_other_versions_is_named_with_its_versions():
     assert f"this machine has digitlab {here['digitlab']}, keras {here['keras']}" in message
     assert "head" not in message.split(";")[0]
     check_versions(reports[:1], here)  # the same versions: nothing to say
+
+
+def test_the_version_report_runs_where_digitlab_cannot_be_imported(tmp_path):
+    """Ray sends it by value: a node without digitlab runs it and reports, instead of failing to unpickle."""
+    from ray import cloudpickle
+
+    from digitlab.sweeps import ray_executor
+
+    (tmp_path / "report.pickle").write_bytes(cloudpickle.dumps(ray_executor._installed_versions_function()))
+    without_digitlab = ("import sys, pickle; sys.modules['digitlab'] = None; "  # `import digitlab` now fails
+                        f"report = pickle.loads(open({str(tmp_path / 'report.pickle')!r}, 'rb').read()); "
+                        "print(report(('digitlab', 'no-such-package-here')))")
+    finished = subprocess.run([sys.executable, "-c", without_digitlab], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert "'no-such-package-here': None" in finished.stdout and "'host': " in finished.stdout
