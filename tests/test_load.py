@@ -1,4 +1,4 @@
-"""A short load test: benchmarks/load_test.py (Locust) for 30 s against `digitlab serve --workers 2`.
+"""A short load test: benchmarks/load_test.py (Locust) for 20 s against `digitlab serve --workers 2`.
 
 Well-formed requests, bad inputs (a 5,001-digit integer, a 16-bit PNG bomb, a 6 MB upload, bytes that
 are no image, a foreign Host) and slow clients (headers a byte at a time, a silent connection, a body
@@ -25,7 +25,7 @@ LOAD_TEST = Path(__file__).parents[1] / "benchmarks" / "load_test.py"
 def test_a_short_mixed_load_answers_every_well_formed_request(tmp_path):
     report = tmp_path / "load.json"
     # A 3 s header deadline, so that each slow client is cut off several times within the run.
-    finished = subprocess.run([sys.executable, str(LOAD_TEST), "--duration", "30", "--users", "10",
+    finished = subprocess.run([sys.executable, str(LOAD_TEST), "--duration", "20", "--users", "10",
                                "--header-timeout", "3", "--json", str(report)],
                               capture_output=True, text=True, timeout=400)
     assert finished.returncode == 0, finished.stdout + finished.stderr
