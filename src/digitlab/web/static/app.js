@@ -155,8 +155,9 @@
     if (!sentFrame || !readDigits.length) return;
     const frame = sentFrame;
     const line = Math.max(2, Math.round(size / 200));
-    // The boxes are of the ink (the brush's width included): outside them by the line and a gap.
-    const outset = 1.5 * line + 1;
+    // The boxes are of the ink as the server found it, to a few of its pixels (the faint edge of a stroke
+    // may fall outside): outside them by the line, a gap, and three pixels of the image sent.
+    const outset = 1.5 * line + 1 + 3 * frame.scale * size;
     const heights = readDigits.map((read) => (read.box[3] - read.box[1]) * frame.scale * size);
     // Tags in proportion to the digits (half the tallest's height), from 12 pixels to a sixteenth of the pad.
     const font = Math.round(Math.min(size / 16, Math.max(12, 0.5 * Math.max(...heights))));
