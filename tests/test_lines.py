@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digitlab.data import lines
+from digitlab.data import lines, marks, photograph
 from digitlab.errors import DataFolderError
 
 ndimage = pytest.importorskip("scipy.ndimage")  # an independent judge of what touches
@@ -94,14 +94,14 @@ def test_render_photo_scales_and_is_mostly_dark_on_light():
     ink = np.zeros((30, 60), dtype=np.float32)
     ink[8:22, 10:14] = 1.0
     rng = np.random.default_rng(1)
-    photo, scale = lines.render_photo(ink, rng, dark_on_light=True)
+    photo, scale = photograph.render_photo(ink, rng, dark_on_light=True)
     assert photo.dtype == np.uint8 and 1.5 <= scale <= 3.0
     assert photo.shape == (round(30 * scale), round(60 * scale))
     stroke = photo[round(10 * scale):round(20 * scale), round(10.5 * scale):round(13.5 * scale)]
     assert np.median(photo) > 150 and stroke.mean() < np.median(photo) - 60  # dark ink on light paper
-    negative, _ = lines.render_photo(ink, rng, dark_on_light=False)
+    negative, _ = photograph.render_photo(ink, rng, dark_on_light=False)
     assert np.median(negative) < 100
-    drawn = [np.median(lines.render_photo(ink, rng)[0]) > 128 for _ in range(200)]
+    drawn = [np.median(photograph.render_photo(ink, rng)[0]) > 128 for _ in range(200)]
     assert 0.75 <= np.mean(drawn) <= 0.95  # about 15% light ink on a dark board
 
 
@@ -216,17 +216,17 @@ def test_bad_input_is_refused(digits):
 def test_marks_are_drawn_as_people_write_them(seed):
     rng = np.random.default_rng(seed)
     height = 40.0
-    point, point_lift = lines.draw_mark(".", height, rng)
+    point, point_lift = marks.draw_mark(".", height, rng)
     assert max(point.shape) <= 0.4 * height and components(point) == 1 and abs(point_lift) <= 0.12 * height
     assert max(point.shape) >= 0.12 * height  # not a speck: the front end keeps it
-    dash, dash_lift = lines.draw_mark("-", height, rng)
+    dash, dash_lift = marks.draw_mark("-", height, rng)
     assert dash.shape[1] > 2 * dash.shape[0] and components(dash) == 1
     assert 0.15 * height < dash_lift + dash.shape[0] / 2 < 0.7 * height  # its middle half way up the digits
-    slash, _ = lines.draw_mark("/", height, rng)
+    slash, _ = marks.draw_mark("/", height, rng)
     assert slash.shape[0] > 0.7 * height and slash.shape[0] > slash.shape[1] and components(slash) == 1
-    colon, colon_lift = lines.draw_mark(":", height, rng)
+    colon, colon_lift = marks.draw_mark(":", height, rng)
     assert components(colon) == 2 and colon.shape[0] > 2 * colon.shape[1] - 4 and colon_lift < 0.2 * height
-    comma, comma_lift = lines.draw_mark(",", height, rng)
+    comma, comma_lift = marks.draw_mark(",", height, rng)
     assert comma_lift < 0 and components(comma) == 1  # its tail reaches below the baseline
     for ink in (point, dash, slash, colon, comma):
         assert ink.dtype == np.float32 and ink.max() > 0.9 and ink.min() >= 0.0
@@ -236,7 +236,7 @@ def test_slashes_lean_both_ways():
     rng = np.random.default_rng(0)
     leans = []
     for _ in range(40):
-        slash, _ = lines.draw_mark("/", 40.0, rng)
+        slash, _ = marks.draw_mark("/", 40.0, rng)
         rows, columns = np.nonzero(slash > 0.5)
         leans.append(np.polyfit(rows, columns, 1)[0])  # columns per row going down: < 0 for "/", > 0 for "\"
     assert sum(lean < 0 for lean in leans) > 20 and sum(lean > 0 for lean in leans) >= 4

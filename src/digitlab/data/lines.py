@@ -1,22 +1,18 @@
 """Lines of handwritten digits photographed, with the truth: what a reader of whole numbers is measured on.
 
 A line is MNIST digits side by side (apart, touching or overlapping), jittered in height and
-baseline, then slanted and turned a little as a whole; the box of each digit is taken from its own
-ink after that. `render_photo` makes the ink a photo: scaled up, on unevenly lit and textured paper,
-blurred, noisy and JPEG-compressed; about one photo in seven is light ink on a dark board. Single
-digits and non-digits are photographed the same way, so the reader's three measures (numbers read,
-single digits right, non-digits refused) come from one kind of picture.
+baseline, then slanted and turned a little as a whole; each digit's box is taken from its own ink
+after that, and the ink is photographed (`photograph.render_photo`). Single digits and non-digits are
+photographed the same way, so the reader's three measures come from one kind of picture.
 
-A line may also hold the marks people write between digits (`compose_glyphs`, `draw_mark`): a decimal
-point or comma, a hyphen or dash, a slash, a colon, each drawn with a pen of its own at its own height
-(points on the baseline, dashes half way up), and wider gaps for spaces: "12.50", "2024-12-06",
-"555 0199". `build_separator_set` photographs such numbers (and `SEPARATOR_FORMATS` lists them).
+A line may also hold the marks people write between digits (`compose_glyphs`, drawn by
+`marks.draw_mark`) and wider gaps for spaces: "12.50", "2024-12-06", "555 0199".
+`build_separator_set` photographs such numbers (`SEPARATOR_FORMATS` lists them).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import os
@@ -26,10 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from digitlab.data.framing import MNIST_SIZE
+from digitlab.data.marks import SEPARATOR_KINDS, SPACE, draw_mark
 from digitlab.data.nondigits import ink_crop, render_non_digits
+from digitlab.data.photograph import LIGHT_ON_DARK_SHARE, render_photo, scaled_box
 from digitlab.errors import DataFolderError, StorageError
 
 # How the digits of a line sit: with clear gaps, with neighbours' ink touching, with boxes overlapping.
@@ -54,41 +52,12 @@ OVERLAP = (0.10, 0.25)
 LINE_TURN_DEGREES = 5.0
 # The paper around the line, each side, as shares of the digit height.
 MARGIN = (0.2, 0.8)
-# render_photo: scale of the photo over the ink, share of light ink on a dark board, JPEG quality.
-PHOTO_SCALE = (1.5, 3.0)
-LIGHT_ON_DARK_SHARE = 0.15
-JPEG_QUALITY = (50, 90)
 # The truth written beside the images by write_line_set.
 LABELS_FILE = "labels.jsonl"
-# The marks people write between digits, and the kind each is reported as (a space is a wider gap).
-SEPARATOR_KINDS = {".": "point", ",": "comma", "-": "dash", "/": "slash", ":": "colon"}
-SPACE = " "
 # A space: the gap between its neighbours' boxes, as shares of the digit height (an "apart" gap is at most 0.5).
 SPACE_GAP = (0.9, 1.6)
 # The gap between a mark's box and its neighbours' boxes, as shares of the digit height.
 MARK_GAP = (0.06, 0.3)
-# A mark's pen: its stroke width as a share of the digit height (MNIST's strokes are about 0.1 to 0.15 of it).
-MARK_STROKE = (0.09, 0.16)
-# A point's (and each of a colon's dots') size as a share of the digit height: from a pen's touch to a blob.
-# Smaller dots are specks to the front end (line_strip.SPECK_FRACTION of the tallest piece).
-DOT_SIZE = (0.15, 0.32)
-# A dash's length as a share of the digit height (a short hyphen to a long dash), its tilt in degrees either
-# way, and where its middle sits, as a share of the height above the baseline.
-DASH_LENGTH = (0.25, 0.8)
-DASH_TILT_DEGREES = 8.0
-DASH_HEIGHT = (0.3, 0.6)
-# A slash's height as a share of the digit height, and its lean from the vertical in degrees; this share of
-# slashes lean back (as a backhand writer's do).
-SLASH_HEIGHT = (0.8, 1.15)
-SLASH_LEAN_DEGREES = (15.0, 40.0)
-BACKSLANT_SHARE = 0.25
-# A comma's tail: its length as a share of the digit height; it reaches below the baseline by up to this much.
-COMMA_LENGTH = (0.2, 0.4)
-COMMA_DROP = (0.05, 0.25)
-# A colon's dots: the distance between their centres as a share of the digit height.
-COLON_SPACING = (0.3, 0.5)
-# Marks are drawn this many times larger, then shrunk: soft edges like MNIST's anti-aliased strokes.
-MARK_SUPERSAMPLE = 4
 # The numbers `build_separator_set` writes: groups of digits (how many in each, fewest and most) and the
 # separator between groups, in turn.
 SEPARATOR_FORMATS = (
@@ -180,85 +149,6 @@ def compose_glyphs(glyphs: Sequence[np.ndarray | str], rng: np.random.Generator,
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
     return _compose(list(glyphs), rng, layout)
-
-
-def draw_mark(character: str, height: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Draw a separator as a pen would beside digits `height` pixels tall, light ink on black.
-
-    Returns:
-        (crop, lift): the (rows, columns) float32 ink in [0, 1] cropped to the mark, and how many pixels
-        its bottom sits above the digits' baseline (negative: below it, as a comma's tail).
-    """
-    if character not in SEPARATOR_KINDS:
-        raise ValueError(f"unknown mark {character!r}; choose one of: {', '.join(SEPARATOR_KINDS)}")
-    if height <= 0:
-        raise ValueError(f"height must be positive, got {height}")
-    pen = max(1.0, rng.uniform(*MARK_STROKE) * height)
-    if character == ".":
-        size = max(pen, rng.uniform(*DOT_SIZE) * height)
-        crop = _drawn([("dot", (0.0, 0.0), size, size * rng.uniform(0.75, 1.25))], pen)
-        return crop, rng.uniform(-0.04, 0.1) * height
-    if character == ",":
-        size = max(pen, rng.uniform(*DOT_SIZE) * height * 0.9)
-        length = rng.uniform(*COMMA_LENGTH) * height
-        lean = math.radians(rng.uniform(15.0, 45.0))
-        tail = (-length * math.sin(lean), length * math.cos(lean))  # (x, y): down and to the left
-        crop = _drawn([("dot", (0.0, 0.0), size, size), ("line", (0.0, 0.0), tail)], pen)
-        return crop, -rng.uniform(*COMMA_DROP) * height
-    if character == "-":
-        length = max(2 * pen, rng.uniform(*DASH_LENGTH) * height)
-        tilt = math.radians(rng.uniform(-DASH_TILT_DEGREES, DASH_TILT_DEGREES))
-        crop = _drawn([("line", (0.0, 0.0), (length * math.cos(tilt), -length * math.sin(tilt)))], pen)
-        return crop, rng.uniform(*DASH_HEIGHT) * height - crop.shape[0] / 2
-    if character == "/":
-        tall = rng.uniform(*SLASH_HEIGHT) * height
-        lean = math.radians(rng.uniform(*SLASH_LEAN_DEGREES)) * (-1 if rng.random() < BACKSLANT_SHARE else 1)
-        crop = _drawn([("line", (0.0, tall), (tall * math.tan(lean), 0.0))], pen)  # from the bottom up
-        return crop, rng.uniform(-0.1, 0.08) * height
-    size = max(pen, rng.uniform(*DOT_SIZE) * height * 0.9)  # ":"
-    spacing = rng.uniform(*COLON_SPACING) * height
-    drift = rng.uniform(-0.15, 0.15) * spacing  # the upper dot a little left or right of the lower
-    crop = _drawn([("dot", (drift, 0.0), size, size), ("dot", (0.0, spacing), size, size)], pen)
-    return crop, rng.uniform(-0.03, 0.12) * height
-
-
-def render_photo(ink: np.ndarray, rng: np.random.Generator, dark_on_light: bool | None = None) -> tuple[np.ndarray, float]:
-    """Photograph light-on-black ink: scaled up, on uneven paper, blurred, noisy, JPEG-compressed.
-
-    Args:
-        ink: (H, W) float ink in [0, 1], light on black.
-        dark_on_light: dark ink on light paper (True) or light ink on a dark board (False); None
-            draws it, light on dark about 15% of the time.
-
-    Returns:
-        (photo, scale): the (round(H * scale), round(W * scale)) uint8 grayscale photo and the scale
-        (1.5 to 3) its pixels have over the ink's.
-    """
-    ink = np.asarray(ink, dtype=np.float32)
-    if ink.ndim != 2 or ink.size == 0:
-        raise ValueError(f"ink must be a non-empty (H, W) array, got shape {ink.shape}")
-    if dark_on_light is None:
-        dark_on_light = bool(rng.random() >= LIGHT_ON_DARK_SHARE)
-    scale = float(rng.uniform(*PHOTO_SCALE))
-    rows, columns = ink.shape
-    size = (max(1, round(columns * scale)), max(1, round(rows * scale)))  # (columns, rows)
-    big = np.clip(np.asarray(Image.fromarray(ink, mode="F").resize(size, Image.Resampling.BICUBIC)), 0.0, 1.0)
-    light = _lighting(size, rng)
-    if dark_on_light:
-        paper, ink_level = rng.uniform(0.72, 0.95), rng.uniform(0.05, 0.35)  # ink is never quite black
-        page = (paper - big * (paper - ink_level)) * light
-    else:
-        board, chalk = rng.uniform(0.08, 0.3), rng.uniform(0.65, 0.95)
-        page = (board + big * (chalk - board)) * light
-    page += _grain(size, rng)
-    photo = Image.fromarray(_to_uint8(page)).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
-    noisy = np.asarray(photo, dtype=np.float32) / 255.0 + rng.normal(0.0, rng.uniform(0.005, 0.03), size=page.shape)
-    buffer = io.BytesIO()
-    Image.fromarray(_to_uint8(noisy)).save(buffer, format="JPEG", quality=int(rng.integers(JPEG_QUALITY[0],
-                                                                                            JPEG_QUALITY[1] + 1)))
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return np.array(decoded.convert("L")), scale
 
 
 def build_line_set(digit_images: np.ndarray, labels: Sequence[int], count: int, seed: int,
@@ -455,45 +345,6 @@ def _compose(glyphs: list, rng: np.random.Generator, layout: str) -> tuple[np.nd
     return layers.max(axis=0), tuple(_box(layer) for layer in layers)
 
 
-def _drawn(strokes: list[tuple], pen: float) -> np.ndarray:
-    """Strokes drawn with a round pen `pen` pixels wide, MARK_SUPERSAMPLE times larger then shrunk, cropped.
-
-    Each stroke is ("dot", (x, y) centre, width, height) or ("line", (x, y) start, (x, y) end), in pixels.
-    """
-    from PIL import ImageDraw
-
-    points = []
-    for stroke in strokes:
-        if stroke[0] == "dot":
-            (x, y), width, tall = stroke[1], stroke[2], stroke[3]
-            points += [(x - width / 2, y - tall / 2), (x + width / 2, y + tall / 2)]
-        else:
-            points += [stroke[1], stroke[2]]
-    low_x = min(x for x, _ in points) - pen - 2
-    low_y = min(y for _, y in points) - pen - 2
-    size = (math.ceil(max(x for x, _ in points) - low_x + pen + 2), math.ceil(max(y for _, y in points) - low_y + pen + 2))
-    factor = MARK_SUPERSAMPLE
-    canvas = Image.new("L", (size[0] * factor, size[1] * factor), 0)
-    draw = ImageDraw.Draw(canvas)
-    width = max(1, round(pen * factor))
-    for stroke in strokes:
-        if stroke[0] == "dot":
-            (x, y), dot_width, tall = stroke[1], stroke[2], stroke[3]
-            draw.ellipse([((x - dot_width / 2 - low_x) * factor, (y - tall / 2 - low_y) * factor),
-                          ((x + dot_width / 2 - low_x) * factor, (y + tall / 2 - low_y) * factor)], fill=255)
-        else:
-            start = ((stroke[1][0] - low_x) * factor, (stroke[1][1] - low_y) * factor)
-            end = ((stroke[2][0] - low_x) * factor, (stroke[2][1] - low_y) * factor)
-            draw.line([start, end], fill=255, width=width)
-            for x, y in (start, end):  # round ends, as a pen leaves them
-                draw.ellipse([(x - width / 2, y - width / 2), (x + width / 2, y + width / 2)], fill=255)
-    ink = np.asarray(canvas.resize(size, Image.Resampling.BOX), dtype=np.float32) / 255.0
-    rows, columns = np.flatnonzero(ink.max(axis=1) > 0.1), np.flatnonzero(ink.max(axis=0) > 0.1)
-    if len(rows) == 0:  # too faint to show: one pixel of ink, so the mark keeps a box
-        return np.ones((1, 1), dtype=np.float32)
-    return np.ascontiguousarray(ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1])
-
-
 def _touching_step(previous: np.ndarray, current: np.ndarray, row_offset: int) -> int:
     """How far right of the previous digit's left edge the current one starts so that their inks touch.
 
@@ -565,38 +416,8 @@ def _photographed(ink: np.ndarray, boxes: tuple[Box, ...], rng: np.random.Genera
                   kind: str = "") -> SyntheticLine:
     dark_on_light = bool(rng.random() >= LIGHT_ON_DARK_SHARE)
     photo, scale = render_photo(ink, rng, dark_on_light)
-    return SyntheticLine(photo, text, tuple(_scaled_box(box, scale, photo.shape) for box in boxes), layout,
+    return SyntheticLine(photo, text, tuple(scaled_box(box, scale, photo.shape) for box in boxes), layout,
                          dark_on_light, kind)
-
-
-def _scaled_box(box: Box, scale: float, shape: tuple[int, int]) -> Box:
-    """A box in ink pixels -> the photo's pixels, rounded outwards, within the photo."""
-    x0, y0, x1, y1 = box
-    return (max(0, math.floor(x0 * scale)), max(0, math.floor(y0 * scale)),
-            min(shape[1], math.ceil(x1 * scale)), min(shape[0], math.ceil(y1 * scale)))
-
-
-def _lighting(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """(rows, columns) brightness 0.5..1.05: a gradient in a random direction and a smooth uneven surface."""
-    columns, rows = size
-    angle = rng.uniform(0, 2 * np.pi)
-    y = np.linspace(-0.5, 0.5, rows, dtype=np.float32)[:, None]
-    x = np.linspace(-0.5, 0.5, columns, dtype=np.float32)[None, :]
-    gradient = (np.cos(angle) * x + np.sin(angle) * y) * rng.uniform(0.1, 0.35)
-    coarse = rng.uniform(-1, 1, size=(int(rng.integers(2, 5)), int(rng.integers(2, 7)))).astype(np.float32)
-    surface = np.asarray(Image.fromarray(coarse, mode="F").resize(size, Image.Resampling.BICUBIC)) * rng.uniform(0.03, 0.12)
-    return np.clip(0.92 + gradient + surface, 0.5, 1.05)
-
-
-def _grain(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """(rows, columns) paper texture: blotches a few pixels across, of a random strength."""
-    columns, rows = size
-    small = rng.normal(0.0, 1.0, size=(max(1, rows // 3), max(1, columns // 3))).astype(np.float32)
-    return np.asarray(Image.fromarray(small, mode="F").resize(size, Image.Resampling.BILINEAR)) * rng.uniform(0.005, 0.03)
-
-
-def _to_uint8(page: np.ndarray) -> np.ndarray:
-    return (np.clip(page, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 # --- checking and writing ------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from PIL import Image, ImageChops, ImageDraw
 
 from digitlab.data import handwriting
 from digitlab.data.framing import MNIST_SIZE, fit_in_frame
-from digitlab.data.lines import LIGHT_ON_DARK_SHARE, SINGLE, SyntheticLine, compose_line, render_photo
+from digitlab.data.lines import SINGLE, SyntheticLine, compose_line
 from digitlab.data.nondigits import posed_crop, smooth_curve, to_uint8
+from digitlab.data.photograph import LIGHT_ON_DARK_SHARE, render_photo
 from digitlab.errors import DataUnavailableError
 
 # The variants of each drawn kind (the detail of "kind:detail").

@@ -32,8 +32,9 @@ import numpy as np
 from digitlab import storage
 from digitlab.backend import available_cores
 from digitlab.data.line_strip import STRIP_HEIGHT, find_line_ink, line_strip
-from digitlab.data.lines import LAYOUTS, SPACE, compose_glyphs, render_photo
+from digitlab.data.lines import LAYOUTS, SPACE, compose_glyphs
 from digitlab.data.nondigits import render_non_digits
+from digitlab.data.photograph import render_photo
 from digitlab.training import lowering
 
 # CTC's blank is class 0 (Keras's convention); digit d is class d + 1; then the separators, in this order.
