@@ -37,6 +37,22 @@ import math
 
 import numpy as np
 
+from digitlab.inference.paper import (
+    FRINGE,
+    LINE_SPAN,
+    SHEET_CONTRAST,
+    SHEET_SHARE,
+    contrast,
+    crossing_strokes,
+    extent,
+    long_lines,
+    otsu,
+    pooled,
+    sheet_mask,
+    turn_angle,
+    unpooled,
+)
+
 # Pictures are analysed at most this many pixels on their longest side; the crop keeps this detail
 # (a number's digits about 20 pixels tall or more on a sheet filling most of a photo).
 ANALYSIS_LONGEST = 1024
@@ -47,35 +63,15 @@ SMALLEST = 200
 QUICK_LONGEST = 256
 # Dark marks narrower than this share of the picture's longest side are closed over to see the paper.
 CLOSING_SHARE = 0.025
-# The sheet: its paper at least this much brighter than the table (of 1), covering this share of the picture.
-SHEET_CONTRAST = 0.1
-SHEET_SHARE = (0.08, 0.96)
-# Bright parts at least this share of the largest one's area, and at most SHEET_GAP of the picture's longest
-# side from it, are parts of the sheet (a fold or a shadow across it can split it).
-SHEET_PART = 0.2
-SHEET_GAP = 0.02
-# Across the sheet's edge (bands this share of the picture's longest side inside and outside it) the light
-# changes by at least this share of the paper-to-table difference: a step, not a vignette's slow fade.
-EDGE_BAND = 0.006
-EDGE_STEP = 0.5
 # The sheet's edge, its shadow and a little paper inside it are left out: this share of the picture's longest side.
 EDGE_MARGIN = 0.012
-# Turns looked for, in degrees, and the step of the coarse search (refined to a tenth of it).
-MOST_TURN = 20.0
-TURN_STEP = 1.0
 # A thin dark mark counts above this many times the noise of the closing's difference, and at least MARK_LEVEL.
 MARK_NOISE = 5.0
 # Printed lines are looked for among marks above this many times the noise (and half MARK_LEVEL).
 LINE_NOISE = 2.5
 MARK_LEVEL = 0.03
-# A printed line runs straight for at least this share of the sheet's width (or height).
-LINE_SPAN = 0.45
-# Slopes (rows per column) runs are looked for along, in the straightened picture: up to about 5 degrees off.
-SLOPES = (-0.08, -0.04, 0.0, 0.04, 0.08)
 # Marks on a printed line this many times darker than the line's typical mark are ink on it.
 INK_OVER_LINES = 1.8
-# A printed line's blurred fringe reaches this many pixels beyond what was found of it.
-FRINGE = 2
 # Parallel long lines needed to take a picture without a sheet for ruled (or squared) paper.
 RULES_NEEDED = 3
 # Marks holding less ink than this share of the seed mark's (the one holding the most) are specks, left out of
@@ -172,7 +168,7 @@ def _may_hold_writing_to_find(analysed, gray: np.ndarray) -> bool:
                         dtype=np.float32)
     if analysed.mode != "F":
         closed = closed / np.float32(255.0)
-    bright = closed > _otsu(closed)
+    bright = closed > otsu(closed)
     if SHEET_SHARE[0] <= float(bright.mean()) <= SHEET_SHARE[1] and \
             float(np.median(closed[bright])) - float(np.median(closed[~bright])) >= SHEET_CONTRAST:
         return True
@@ -180,11 +176,11 @@ def _may_hold_writing_to_find(analysed, gray: np.ndarray) -> bool:
     paper = np.asarray(image.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3)), dtype=np.float32)
     if analysed.mode != "F":
         paper = paper / np.float32(255.0)
-    marks = _contrast(paper, gray)
+    marks = contrast(paper, gray)
     ys, xs = np.nonzero(marks > max(MARK_LEVEL, float(np.median(marks)) + MARK_LEVEL))
     if len(xs) < RULES_NEEDED * LINE_SPAN * min(gray.shape):
         return False
-    best = _turn(np.zeros_like(gray, dtype=bool), None, points=(ys, xs))
+    best = turn_angle(np.zeros_like(gray, dtype=bool), None, points=(ys, xs))
     angle = math.radians(best)
     across = np.round(ys * math.cos(angle) - xs * math.sin(angle)).astype(np.int64)
     down = np.round(xs * math.cos(angle) + ys * math.sin(angle)).astype(np.int64)
@@ -202,12 +198,12 @@ def _found(picture, gray: np.ndarray, scale: float) -> Writing | None:
     longest = max(rows, columns)
     closing = _odd(CLOSING_SHARE * longest)
     closed = ndimage.grey_closing(gray, size=(closing, closing))
-    sheet = _sheet(closed)
+    sheet = sheet_mask(closed)
     margin = max(1, round(EDGE_MARGIN * longest))
     # The sheet less its edge (a square's erosion; off the picture counts as table).
     inside = ndimage.minimum_filter(sheet.view(np.uint8), size=2 * margin + 1, mode="constant", cval=0) > 0 \
         if sheet is not None else np.ones_like(gray, dtype=bool)
-    marks = _contrast(closed, gray)  # thin dark marks: ink, printed lines, grain
+    marks = contrast(closed, gray)  # thin dark marks: ink, printed lines, grain
     # The closing sits above the paper by about its noise (the brightest pixel of each window): marks are
     # measured from their typical level (the paper's), and against the spread around it.
     bias = float(np.median(marks[inside])) if inside.any() else 0.0
@@ -216,31 +212,31 @@ def _found(picture, gray: np.ndarray, scale: float) -> Writing | None:
     level = max(MARK_LEVEL, MARK_NOISE * noise)
     marked = (marks > level) & inside
     edges = sheet ^ ndimage.binary_erosion(sheet, iterations=1, border_value=1) if sheet is not None else None
-    turn = _turn(marked, edges)
+    turn = turn_angle(marked, edges)
     # Everything from here on in the straightened frame, which holds the whole picture.
     straight = _Straightened(gray.shape, turn)
     gray_s, closed_s = straight.warp(gray, fill=1.0), straight.warp(closed, fill=1.0)
     inside_s = straight.warp(inside.astype(np.float32), fill=0.0) > 0.5
-    strength = _contrast(closed_s, gray_s) - bias
+    strength = contrast(closed_s, gray_s) - bias
     marked_s = (strength > level) & inside_s
     # Printed lines are fainter than ink: looked for among fainter marks (noise does not run straight for long).
     faint_s = (strength > max(MARK_LEVEL / 2, LINE_NOISE * noise)) & inside_s
     extent_mask = straight.warp(sheet.astype(np.float32), fill=0.0) > 0.5 if sheet is not None else inside_s
     # Long lines are looked for at half the detail (2x2 pixels pooled): four times fewer pixels, the same lines.
-    pooled = _pooled(faint_s)
-    across_lines, across_count = _long_lines(pooled, _extent(extent_mask, axis=1) // 2)
-    down_lines, down_count = _long_lines(pooled.T, _extent(extent_mask, axis=0) // 2)
+    halved = pooled(faint_s)
+    across_lines, across_count = long_lines(halved, extent(extent_mask, axis=1) // 2)
+    down_lines, down_count = long_lines(halved.T, extent(extent_mask, axis=0) // 2)
     # Back at full detail, with the lines' blurred fringe; pen ink is darker than the printed lines it lies on
     # (each family's typical darkness: a red margin line is darker than blue rules): where a stroke runs along
     # or across one, it stays.
     printed = np.zeros_like(faint_s)
     for family, across in ((across_lines, True), (down_lines.T, False)):
-        lines = ndimage.binary_dilation(_unpooled(family, faint_s.shape), iterations=FRINGE) & faint_s
+        lines = ndimage.binary_dilation(unpooled(family, faint_s.shape), iterations=FRINGE) & faint_s
         if lines.any():
             line_level = _quantile(strength[lines], 0.75)
             lines &= strength < max(INK_OVER_LINES * line_level, line_level + level)
             # Where a pen stroke crosses a line (ink beyond it on both sides), the stroke stays.
-            printed |= lines & ~_crossing_strokes(marked_s, lines, vertical=across)
+            printed |= lines & ~crossing_strokes(marked_s, lines, vertical=across)
     ruled = across_count >= RULES_NEEDED or down_count >= RULES_NEEDED
     if sheet is None and not ruled:
         return None
@@ -311,203 +307,6 @@ class _Straightened:
         return np.asarray(warped, dtype=np.float32)
 
 
-def _sheet(closed: np.ndarray) -> np.ndarray | None:
-    """The sheet's mask (holes filled) when a bright region stands out from a darker table; else None."""
-    from scipy import ndimage
-
-    threshold = _otsu(closed)
-    bright = closed > threshold
-    labels, count = ndimage.label(bright)
-    if count == 0:
-        return None
-    sizes = np.bincount(labels.ravel())[1:]
-    # A fold or a shadow across the sheet can split its paper in two: every large bright part belongs to it,
-    # and the sheet is their convex hull (a sheet is convex, seen in slight perspective).
-    largest = labels == int(sizes.argmax()) + 1
-    reach = max(1, round(SHEET_GAP * max(closed.shape)))
-    near = ndimage.maximum_filter(largest.view(np.uint8), size=2 * reach + 1) > 0
-    touching = np.unique(labels[near & (labels > 0)])
-    parts = np.isin(labels, [label for label in touching if sizes[label - 1] >= SHEET_PART * sizes.max()])
-    sheet = _convex_hull(parts)
-    share = float(sheet.mean())
-    if not SHEET_SHARE[0] <= share <= SHEET_SHARE[1]:
-        return None
-    paper, table = float(np.median(closed[sheet])), float(np.median(closed[~sheet]))
-    if paper - table < SHEET_CONTRAST:
-        return None
-    # A sheet's edge is a step; a vignette or a lit patch fades over much of the picture. Compared: the light
-    # just inside the edge and just outside it (the picture's own border left out).
-    outline = ndimage.binary_fill_holes(largest)  # its outer edge only: ink left open by the closing is no edge
-    width = max(2, round(EDGE_BAND * max(closed.shape)))
-    framed = np.zeros_like(outline)
-    framed[width:-width, width:-width] = True
-    inner = outline & ~ndimage.binary_erosion(outline, iterations=width) & framed
-    outer = ndimage.binary_dilation(outline, iterations=width) & ~outline & framed
-    if not inner.any() or not outer.any():
-        return None
-    if float(np.median(closed[inner])) - float(np.median(closed[outer])) < EDGE_STEP * (paper - table):
-        return None
-    return sheet
-
-
-def _convex_hull(mask: np.ndarray) -> np.ndarray:
-    """The mask's convex hull, filled (the mask itself when it is too thin for a hull)."""
-    from PIL import Image, ImageDraw
-    from scipy import ndimage
-    from scipy.spatial import ConvexHull, QhullError
-
-    edge = mask & ~ndimage.binary_erosion(mask)
-    rows, columns = np.nonzero(edge)
-    points = np.stack([columns, rows], axis=1).astype(np.float64)
-    try:
-        hull = ConvexHull(points)
-    except (QhullError, ValueError):
-        return ndimage.binary_fill_holes(mask)
-    image = Image.new("1", (mask.shape[1], mask.shape[0]), 0)
-    ImageDraw.Draw(image).polygon([tuple(point) for point in points[hull.vertices]], fill=1, outline=1)
-    return np.asarray(image, dtype=bool)
-
-
-def _contrast(paper: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """How much darker than the paper under it each pixel is, as a share of the paper's level: the same for a
-    mark in the light and in a shadow."""
-    return (paper - pixels) / np.maximum(paper, 0.05)
-
-
-def _otsu(values: np.ndarray) -> float:
-    """Otsu's threshold of values in [0, 1]: the level that best splits them into two classes."""
-    histogram, edges = np.histogram(values, bins=128, range=(0.0, 1.0))
-    weights = histogram.astype(np.float64)
-    centres = (edges[:-1] + edges[1:]) / 2.0
-    below = np.cumsum(weights)
-    above = below[-1] - below
-    below_sum = np.cumsum(weights * centres)
-    mean_below = below_sum / np.maximum(below, 1e-9)
-    mean_above = (below_sum[-1] - below_sum) / np.maximum(above, 1e-9)
-    between = below * above * (mean_below - mean_above) ** 2
-    return float(edges[int(between.argmax()) + 1])
-
-
-def _turn(marked: np.ndarray, edges: np.ndarray | None, points=None) -> float:
-    """The sheet's turn in degrees: the angle at which its edges and printed lines project sharpest (or the
-    given `points`, rows and columns)."""
-    ys, xs = np.nonzero(marked if edges is None else (marked | edges)) if points is None else points
-    if len(xs) < 20:
-        return 0.0
-    if len(xs) > 60_000:  # a sample is as good and far cheaper
-        keep = np.random.default_rng(0).choice(len(xs), 60_000, replace=False)
-        ys, xs = ys[keep], xs[keep]
-    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
-
-    def sharpness(degrees: float) -> float:
-        angle = math.radians(degrees)
-        across = np.round(ys * math.cos(angle) - xs * math.sin(angle)).astype(np.int64)  # rows once straightened
-        down = np.round(xs * math.cos(angle) + ys * math.sin(angle)).astype(np.int64)  # columns once straightened
-        return float(np.square(np.bincount(across - across.min())).sum() + np.square(np.bincount(down - down.min())).sum())
-
-    coarse = np.arange(-MOST_TURN, MOST_TURN + 1e-9, TURN_STEP)
-    best = float(coarse[int(np.argmax([sharpness(angle) for angle in coarse]))])
-    fine = np.arange(best - TURN_STEP, best + TURN_STEP + 1e-9, TURN_STEP / 10)
-    scores = [sharpness(angle) for angle in fine]
-    if max(scores) <= 1.05 * sharpness(0.0):  # no clear turn: leave it straight
-        return 0.0
-    return float(fine[int(np.argmax(scores))])
-
-
-def _extent(mask: np.ndarray, axis: int) -> int:
-    """How far the mask reaches along columns (axis=1) or rows (axis=0): the sheet's width or height."""
-    present = np.flatnonzero(mask.any(axis=1 - axis))
-    return int(present[-1] + 1 - present[0]) if len(present) else mask.shape[axis]
-
-
-def _long_lines(marked: np.ndarray, span: int) -> tuple[np.ndarray, int]:
-    """Marks in straight runs across (rows) at least LINE_SPAN of `span` long, and how many such lines.
-
-    The picture is turned straight by the sheet's turn, but perspective leaves lines a few degrees off
-    it (more for lines across the turn's than along it): runs are looked for along each slope of SLOPES
-    (the mask sheared so that lines of that slope run along rows), a row's drift allowed.
-    """
-    from scipy import ndimage
-
-    rows, columns = marked.shape
-    least = max(8, round(0.5 * LINE_SPAN * span))
-    lines = np.zeros_like(marked)
-    found = 0
-    row_index = np.arange(rows)[:, None]
-    column_index = np.arange(columns)[None, :]
-    for slope in SLOPES:
-        shift = np.round(slope * (column_index - columns / 2.0)).astype(np.intp)  # (1, columns)
-        source_rows = np.clip(row_index + shift, 0, rows - 1)  # (rows, columns): sheared[r, c] = marked[r + shift[c], c]
-        sheared = marked[source_rows, column_index]
-        # A row of the mask or its neighbours: a line a little off the slope still runs unbroken.
-        loose = sheared.copy()
-        loose[1:] |= sheared[:-1]
-        loose[:-1] |= sheared[1:]
-        runs = _runs_at_least(loose, least)
-        labels, count = ndimage.label(runs, structure=np.ones((3, 3), dtype=bool))
-        if count == 0:
-            continue
-        boxes = ndimage.find_objects(labels)
-        long_enough = [index + 1 for index, box in enumerate(boxes)
-                       if box[1].stop - box[1].start >= LINE_SPAN * span and box[0].stop - box[0].start <= 0.1 * span]
-        if not long_enough:
-            continue
-        keep = np.isin(labels, long_enough) & sheared
-        kept_rows, kept_columns = np.nonzero(keep)
-        lines[source_rows[kept_rows, kept_columns], kept_columns] = True
-        found = max(found, len(long_enough))
-    return lines, found
-
-
-def _pooled(mask: np.ndarray) -> np.ndarray:
-    """Each 2x2 block of the mask -> one pixel, set when any of the four is (rows and columns rounded up)."""
-    rows, columns = mask.shape
-    padded = np.zeros((rows + rows % 2, columns + columns % 2), dtype=bool)
-    padded[:rows, :columns] = mask
-    return padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).any(axis=(1, 3))
-
-
-def _unpooled(pooled: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """`_pooled` undone: each pixel -> its 2x2 block, cut to `shape`."""
-    return np.repeat(np.repeat(pooled, 2, axis=0), 2, axis=1)[:shape[0], :shape[1]]
-
-
-def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
-    """The pixels of `mask` in runs along each row of at least `length` pixels."""
-    rows, columns = mask.shape
-    padded = np.zeros((rows, columns + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    change = np.diff(padded, axis=1)  # +1 where a run starts, -1 one past where it ends
-    starts_r, starts_c = np.nonzero(change == 1)
-    ends_r, ends_c = np.nonzero(change == -1)
-    kept = np.zeros((rows, columns + 1), dtype=np.int32)
-    long_runs = (ends_c - starts_c) >= length
-    np.add.at(kept, (starts_r[long_runs], starts_c[long_runs]), 1)
-    np.add.at(kept, (ends_r[long_runs], ends_c[long_runs]), -1)
-    return np.cumsum(kept, axis=1)[:, :columns] > 0
-
-
-def _crossing_strokes(marked: np.ndarray, printed: np.ndarray, vertical: bool) -> np.ndarray:
-    """The pixels of printed lines (running across when `vertical`, else down) that a pen stroke crosses: ink
-    marks continue beyond the line on both sides (above and below it, or left and right). The line's own
-    blurred fringe (within FRINGE pixels of it) is not a stroke."""
-    from scipy import ndimage
-
-    fringe = ndimage.binary_dilation(printed, iterations=FRINGE)
-    others = marked & ~fringe
-    reach = 2 * FRINGE + 6  # pixels: past the fringe and the line's band (half the detail pooled, a row's drift)
-    before = np.zeros_like(printed)
-    after = np.zeros_like(printed)
-    for step in range(1, reach + 1):
-        if vertical:
-            before[step:] |= others[:-step]
-            after[:-step] |= others[step:]
-        else:
-            before[:, step:] |= others[:, :-step]
-            after[:, :-step] |= others[:, step:]
-    return before & after & printed
-
-
 def _writing_box(marks: np.ndarray, strength: np.ndarray) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom) around the writing: the darkest marks that are not specks, and those near them.
 
@@ -556,7 +355,7 @@ def _flattened(region: np.ndarray, closing: int, level: float) -> np.ndarray:
     from scipy import ndimage
 
     paper = ndimage.grey_closing(region, size=(closing, closing))  # the paper under the ink, shadows and all
-    strength = _contrast(paper, region)
+    strength = contrast(paper, region)
     inked = strength[strength > level]
     if inked.size == 0:
         return np.full_like(region, PAPER)
