@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from digitlab.errors import ConfigError
-from digitlab.sweeps import search, summary
-from digitlab.sweeps.search import Range, SearchPlan
+from digitlab.sweeps import ranges, search, summary
+from digitlab.sweeps.ranges import Range
+from digitlab.sweeps.search import SearchPlan
 
 optuna = pytest.importorskip("optuna")
 
@@ -26,10 +27,10 @@ def tiny_plan(**changes) -> SearchPlan:
 
 
 def test_ranges_are_parsed_with_the_settings_type_and_scale():
-    assert search.parse_range("learning_rate", "1e-4..1e-2:log") == Range(1e-4, 1e-2, log=True)
-    assert search.parse_range("dropout", "0..0.5") == Range(0.0, 0.5)
-    assert search.parse_range("batch_size", "32..256:log") == Range(32, 256, log=True, integer=True)
-    assert search.is_range("1e-4..1e-2:log") and not search.is_range("0.001,0.01")
+    assert ranges.parse_range("learning_rate", "1e-4..1e-2:log") == Range(1e-4, 1e-2, log=True)
+    assert ranges.parse_range("dropout", "0..0.5") == Range(0.0, 0.5)
+    assert ranges.parse_range("batch_size", "32..256:log") == Range(32, 256, log=True, integer=True)
+    assert ranges.is_range("1e-4..1e-2:log") and not ranges.is_range("0.001,0.01")
 
 
 @pytest.mark.parametrize("name, text, message", [
@@ -42,7 +43,7 @@ def test_ranges_are_parsed_with_the_settings_type_and_scale():
 ])
 def test_bad_ranges_are_refused_with_what_to_write(name, text, message):
     with pytest.raises(ConfigError, match=message):
-        search.parse_range(name, text)
+        ranges.parse_range(name, text)
 
 
 def test_the_test_set_objective_and_a_missing_validation_split_are_refused():

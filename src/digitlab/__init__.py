@@ -9,6 +9,7 @@ from digitlab.errors import (
     BackendError,
     BundledModelError,
     ChecksumError,
+    ClusterError,
     ConfigError,
     DataFolderError,
     DataUnavailableError,
@@ -23,6 +24,7 @@ from digitlab.errors import (
     OutputFolderError,
     RunFolderError,
     StorageError,
+    SweepFolderBusyError,
     UnknownDatasetError,
 )
 
@@ -33,6 +35,7 @@ __all__ = [
     "BackendError",
     "BundledModelError",
     "ChecksumError",
+    "ClusterError",
     "ConfigError",
     "DataFolderError",
     "DataUnavailableError",
@@ -47,6 +50,7 @@ __all__ = [
     "OutputFolderError",
     "RunFolderError",
     "StorageError",
+    "SweepFolderBusyError",
     "UnknownDatasetError",
     "TrainingConfig",
     "__version__",

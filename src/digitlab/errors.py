@@ -90,6 +90,14 @@ class ExportTargetError(DigitlabError):
     """An export cannot be written where asked (the file exists, a bad name) or the ONNX tools are missing."""
 
 
+class SweepFolderBusyError(RunFolderError):
+    """Another `digitlab sweep` is running on the same sweep folder (exit status 2)."""
+
+
+class ClusterError(DigitlabError):
+    """The Ray cluster cannot run the sweep: unreachable, a node with other versions, a trial lost (exit 2)."""
+
+
 # Every error class above (digitlab re-exports them all).
 __all__ = sorted(name for name, value in dict(globals()).items()
                  if isinstance(value, type) and issubclass(value, Exception))

@@ -179,8 +179,8 @@ def sweep_command(
     """Train a grid of runs (or a study, or an Optuna search), skip finished trials, summarise over seeds."""
     from digitlab.errors import ConfigError
     from digitlab.sweeps.plan import grid_plan, parse_values
+    from digitlab.sweeps.ranges import is_range
     from digitlab.sweeps.runner import run_sweep
-    from digitlab.sweeps.search import is_range
     from digitlab.sweeps.studies import study_plan
 
     flags = {"recipe": recipe, "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "hidden_units": hidden_units,
@@ -259,7 +259,8 @@ def _sweep_executor(name: str, jobs: int, address: str | None, cpus_per_trial: f
 def _search(sampler: str, values: dict[str, list], ranges: list[str], trials: int, objective: str,
             allow_test_objective: bool, search_seed: int, sweep_dir: Path | None, trial_executor) -> None:
     """`digitlab sweep --search ...`: the search's space from the flags, then Optuna's trials."""
-    from digitlab.sweeps.search import SearchPlan, parse_range, run_search
+    from digitlab.sweeps.ranges import parse_range
+    from digitlab.sweeps.search import SearchPlan, run_search
 
     space: dict = {}
     for text in ranges:

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from digitlab import runs
-from digitlab.errors import RunFolderError, StorageError
+from digitlab.errors import StorageError, SweepFolderBusyError
 
 LOCK_FILE = "sweep.lock"
 
@@ -26,10 +26,6 @@ try:  # Linux and macOS
 except ImportError:  # pragma: no cover - Windows: a byte-range lock, also dropped when the process ends
     fcntl = None
     import msvcrt
-
-
-class SweepFolderBusyError(RunFolderError):
-    """Another `digitlab sweep` is running on the same sweep folder (exit status 2)."""
 
 
 class SweepLock:

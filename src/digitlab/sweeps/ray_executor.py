@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from digitlab.errors import ConfigError, DigitlabError
+from digitlab.errors import ClusterError, ConfigError, DigitlabError
 from digitlab.sweeps.executors import OnOutcome, TrialJob, TrialOutcome, interrupts_deferred
 from digitlab.sweeps.worker import Trainer, limit_threads
 
@@ -36,10 +36,6 @@ INSTALL_HINT = "pip install 'digitlab[ray]'"
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024 * 1024
 # The packages whose versions must match on every node (their installed distribution names).
 CHECKED_PACKAGES = ("digitlab", "keras")
-
-
-class ClusterError(DigitlabError):
-    """The Ray cluster cannot run the sweep: unreachable, a node with other versions, a trial lost (exit 2)."""
 
 
 @dataclasses.dataclass(frozen=True)

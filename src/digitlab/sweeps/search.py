@@ -21,7 +21,6 @@ import functools
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from digitlab.errors import ConfigError
 from digitlab.sweeps.executors import TrialExecutor, interrupts_deferred, local_executor
 from digitlab.sweeps.lock import SweepLock
 from digitlab.sweeps.plan import DEFAULT_SWEEPS_ROOT, TRIALS_DIR, Trial, make_config, trial_name, value_types
+from digitlab.sweeps.ranges import Range, describe
 from digitlab.sweeps.runner import TrialEvent, train_jobs
 from digitlab.sweeps.summary import CSV_FILE, MARKDOWN_FILE, collect_rows, csv_text, read_trial
 from digitlab.sweeps.worker import Trainer, train_trial
@@ -49,8 +49,6 @@ TPE_RANDOM_TRIALS = 5
 # MedianPruner: prune only once this many trials have finished, and never before this epoch.
 PRUNE_AFTER_TRIALS = 4
 PRUNE_FROM_EPOCH = 2
-# "1e-4..1e-2", "0..0.5", "32..512:log"
-RANGE_PATTERN = re.compile(r"^\s*(?P<low>[^.][^:]*?)\s*\.\.\s*(?P<high>[^:]+?)\s*(?::\s*(?P<scale>\w+))?\s*$")
 
 
 def import_optuna():
@@ -61,53 +59,6 @@ def import_optuna():
         raise ConfigError(f"--search needs Optuna, which is not installed here: {INSTALL_HINT}") from err
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
-
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-    """A setting searched between two bounds (both included)."""
-
-    low: float
-    high: float
-    # Sample evenly on a log scale (learning rates), else evenly.
-    log: bool = False
-    # A whole-number setting (batch size, epochs): sampled as whole numbers.
-    integer: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def is_range(text: str) -> bool:
-    """Whether a `--set NAME=TEXT` value is a range (`LOW..HIGH`, optionally `:log`)."""
-    return ".." in text
-
-
-def parse_range(name: str, text: str) -> Range:
-    """`--set NAME=LOW..HIGH[:log]` -> a Range of the TrainingConfig field `name`.
-
-    Raises:
-        ConfigError: an unknown setting, one that is not a number, bounds out of order, log with a bound <= 0.
-    """
-    kinds = value_types()
-    if name not in kinds:
-        raise ConfigError(f"unknown training setting {name!r}; known: {', '.join(kinds)}")
-    if kinds[name] not in (int, float):
-        raise ConfigError(f"--set {name}={text}: only number settings take a range; give {name} a list of "
-                          "choices instead")
-    match = RANGE_PATTERN.match(text)
-    if not match or match["scale"] not in (None, "log"):
-        raise ConfigError(f"--set {name}={text} is not a range; write LOW..HIGH or LOW..HIGH:log, "
-                          "e.g. learning_rate=1e-4..1e-2:log")
-    try:
-        low, high = kinds[name](match["low"]), kinds[name](match["high"])
-    except ValueError as err:
-        raise ConfigError(f"--set {name}={text}: the bounds must be {kinds[name].__name__} numbers") from err
-    if not low < high:
-        raise ConfigError(f"--set {name}={text}: the low bound must be below the high bound")
-    if match["scale"] == "log" and low <= 0:
-        raise ConfigError(f"--set {name}={text}: a log scale needs bounds above 0")
-    return Range(float(low), float(high), log=match["scale"] == "log", integer=kinds[name] is int)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -463,7 +414,7 @@ def write_search_summaries(plan: SearchPlan, study, sweep_dir: Path) -> tuple[li
 def render_search_markdown(plan: SearchPlan, trials: Sequence[SearchTrial]) -> str:
     """sweep.md for a search: what was searched, then the trials, best first."""
     objective = plan.objective.replace("_", " ")
-    space = "; ".join(f"{name} {_describe(values)}" for name, values in plan.space.items())
+    space = "; ".join(f"{name} {describe(values)}" for name, values in plan.space.items())
     done = [trial for trial in trials if trial.state in ("finished", "pruned", "diverged")]
     ranked = sorted(done, key=lambda trial: (trial.objective is None, -(trial.objective or 0.0)))
     lines = [f"# Search: {plan.name} ({plan.sampler})", "",
@@ -483,13 +434,6 @@ def render_search_markdown(plan: SearchPlan, trials: Sequence[SearchTrial]) -> s
         value = "-" if trial.objective is None else f"{trial.objective:.2%}"
         lines.append(f"| {trial.number} | " + " | ".join(cells) + f" | {trial.state} | {value} |")
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _describe(values: Range | list[Any]) -> str:
-    if isinstance(values, Range):
-        low, high = (int(values.low), int(values.high)) if values.integer else (values.low, values.high)
-        return f"{low:g}..{high:g}{' (log scale)' if values.log else ''}"
-    return "in {" + ", ".join(format_value(value) for value in values) + "}"
 
 
 def _value(values: Range, value: float) -> float | int:
