@@ -54,7 +54,8 @@ def main() -> None:
         writing._found = lambda *_: None  # noqa: SLF001  (every picture handed on as it is)
 
     from digitlab.data import datasets
-    from digitlab.data.scenes import LABELS_FILE, NUMBERS, SINGLES, build_scene_set, write_scene_set
+    from digitlab.data.labelled_sets import LABELS_FILE
+    from digitlab.data.scenes import NUMBERS, SINGLES, build_scene_set, write_scene_set
     from digitlab.inference.loading import load_bundled_reader, load_classifier
 
     print(f"machine: {platform.processor() or platform.machine()}, {_cpu_name()}, "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digitlab.data import lines, marks, photograph
+from digitlab.data import labelled_sets, lines, marks, photograph
 from digitlab.errors import DataFolderError
 
 ndimage = pytest.importorskip("scipy.ndimage")  # an independent judge of what touches
@@ -154,7 +154,7 @@ def test_writing_a_set_puts_exact_pixels_and_the_truth_in_a_new_folder(digits, t
     images, labels = digits
     line_set = lines.build_line_set(images, labels, 4, seed=0) + lines.non_digit_photos(1, seed=0)
     labels_path = lines.write_line_set(tmp_path / "set", line_set)
-    assert labels_path == tmp_path / "set" / lines.LABELS_FILE
+    assert labels_path == tmp_path / "set" / labelled_sets.LABELS_FILE
     records = [json.loads(text) for text in labels_path.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 5
     for record, line in zip(records, line_set, strict=True):

@@ -13,11 +13,8 @@ A line may also hold the marks people write between digits (`compose_glyphs`, dr
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,10 +22,10 @@ import numpy as np
 from PIL import Image
 
 from digitlab.data.framing import MNIST_SIZE
+from digitlab.data.labelled_sets import write_labelled_set
 from digitlab.data.marks import SEPARATOR_KINDS, SPACE, draw_mark
 from digitlab.data.nondigits import ink_crop, render_non_digits
 from digitlab.data.photograph import LIGHT_ON_DARK_SHARE, render_photo, scaled_box
-from digitlab.errors import DataFolderError, StorageError
 
 # How the digits of a line sit: with clear gaps, with neighbours' ink touching, with boxes overlapping.
 LAYOUTS = ("apart", "touching", "overlapping")
@@ -52,8 +49,6 @@ OVERLAP = (0.10, 0.25)
 LINE_TURN_DEGREES = 5.0
 # The paper around the line, each side, as shares of the digit height.
 MARGIN = (0.2, 0.8)
-# The truth written beside the images by write_line_set.
-LABELS_FILE = "labels.jsonl"
 # A space: the gap between its neighbours' boxes, as shares of the digit height (an "apart" gap is at most 0.5).
 SPACE_GAP = (0.9, 1.6)
 # The gap between a mark's box and its neighbours' boxes, as shares of the digit height.
@@ -251,32 +246,13 @@ def write_line_set(folder: str | os.PathLike, lines: Sequence[SyntheticLine]) ->
         DataFolderError: `folder` is a file or a folder that is not empty (nothing is written over).
         StorageError: the disk refused a write (full, read-only, no permission).
     """
-    folder = Path(folder)
-    _check_empty_folder(folder)
-    scratch = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:12]}"
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch.mkdir()
-        records = []
-        for index, line in enumerate(lines):
-            name = f"{index:05d}.png"
-            Image.fromarray(line.image).save(scratch / name, format="PNG", compress_level=1)
-            record = {"path": name, "text": line.text, "boxes": [list(box) for box in line.boxes],
-                      "layout": line.layout, "dark_on_light": line.dark_on_light}
-            if line.kind:
-                record["kind"] = line.kind
-            records.append(json.dumps(record))
-        (scratch / LABELS_FILE).write_text("".join(record + "\n" for record in records), encoding="utf-8")
-        os.replace(scratch, folder)  # an empty folder is replaced; a non-empty one makes this fail
-    except OSError as err:
-        shutil.rmtree(scratch, ignore_errors=True)
-        _check_empty_folder(folder)  # filled by someone else meanwhile: say so rather than "cannot write"
-        raise StorageError(f"cannot write the line set to {folder}: {err.strerror or err}; nothing was written. "
-                           "Name a folder on a disk with room that you can write to, then run again.") from err
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return folder / LABELS_FILE
+    def item(index: int, line: SyntheticLine):
+        record = {"text": line.text, "boxes": [list(box) for box in line.boxes], "layout": line.layout,
+                  "dark_on_light": line.dark_on_light, **({"kind": line.kind} if line.kind else {})}
+        return (f"{index:05d}.png",
+                lambda path: Image.fromarray(line.image).save(path, format="PNG", compress_level=1), record)
+
+    return write_labelled_set(folder, (item(index, line) for index, line in enumerate(lines)), "line set")
 
 
 # --- composing a line --------------------------------------------------------------------------------
@@ -435,10 +411,3 @@ def _checked_digits(digit_images: np.ndarray, labels: Sequence[int]) -> tuple[np
         raise ValueError(f"labels must be digits 0..9, got {labels.min()}..{labels.max()}")
     return digit_images, labels
 
-
-def _check_empty_folder(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise DataFolderError(f"{folder} is a file, not a folder; name a new or empty folder for the line set")
-    if folder.is_dir() and any(folder.iterdir()):
-        raise DataFolderError(f"{folder} is not empty; name a new or empty folder for the line set "
-                              "(a line set is never written over other files)")

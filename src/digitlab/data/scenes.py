@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from digitlab.data.labelled_sets import write_labelled_set
 from digitlab.data.lines import compose_line
-from digitlab.errors import DataFolderError, StorageError
 
 # What a scene holds: one digit, or a number of NUMBER_LENGTHS digits.
 SINGLES, NUMBERS = "singles", "numbers"
@@ -64,8 +61,6 @@ NUMBER_SQUARES = (1.0, 1.8)
 SINGLE_HEIGHT = (1.2, 3.0)
 # JPEG quality of the photos.
 JPEG_QUALITY = (70, 92)
-# The truth written beside the photos by write_scene_set.
-LABELS_FILE = "labels.jsonl"
 
 Box = tuple[int, int, int, int]
 
@@ -191,31 +186,13 @@ def write_scene_set(folder: str | os.PathLike, scenes: Sequence[Scene]) -> Path:
         DataFolderError: `folder` is a file or a folder that is not empty (nothing is written over).
         StorageError: the disk refused a write.
     """
-    folder = Path(folder)
-    _check_empty_folder(folder)
-    scratch = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:12]}"
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch.mkdir()
-        records = []
-        for index, scene in enumerate(scenes):
-            name = f"{index:05d}.jpg"
-            (scratch / name).write_bytes(scene.jpeg)
-            records.append(json.dumps({"path": name, "text": scene.text, "boxes": [list(box) for box in scene.boxes],
-                                       "paper": scene.paper, "background": scene.background,
-                                       "turn": round(scene.turn, 2), "size": list(scene.size),
-                                       "corners": [[round(x, 1), round(y, 1)] for x, y in scene.corners]}))
-        (scratch / LABELS_FILE).write_text("".join(record + "\n" for record in records), encoding="utf-8")
-        os.replace(scratch, folder)
-    except OSError as err:
-        shutil.rmtree(scratch, ignore_errors=True)
-        _check_empty_folder(folder)
-        raise StorageError(f"cannot write the scene set to {folder}: {err.strerror or err}; nothing was written. "
-                           "Name a folder on a disk with room that you can write to, then run again.") from err
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return folder / LABELS_FILE
+    def item(index: int, scene: Scene):
+        record = {"text": scene.text, "boxes": [list(box) for box in scene.boxes], "paper": scene.paper,
+                  "background": scene.background, "turn": round(scene.turn, 2), "size": list(scene.size),
+                  "corners": [[round(x, 1), round(y, 1)] for x, y in scene.corners]}
+        return f"{index:05d}.jpg", lambda path: path.write_bytes(scene.jpeg), record
+
+    return write_labelled_set(folder, (item(index, scene) for index, scene in enumerate(scenes)), "scene set")
 
 
 # --- the sheet -------------------------------------------------------------------------------------------
@@ -441,10 +418,3 @@ def _smooth_noise(canvas: tuple[int, int], cells: int, rng: np.random.Generator)
 def _to_uint8(values: np.ndarray) -> np.ndarray:
     return (np.clip(values, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
-
-def _check_empty_folder(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise DataFolderError(f"{folder} is a file, not a folder; name a new or empty folder for the scene set")
-    if folder.is_dir() and any(folder.iterdir()):
-        raise DataFolderError(f"{folder} is not empty; name a new or empty folder for the scene set "
-                              "(a scene set is never written over other files)")
