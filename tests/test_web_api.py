@@ -259,8 +259,10 @@ def test_boxes_are_in_the_pixels_of_the_image_sent(server):
         boxes = [digit["box"] for digit in answer["digits"]]
         assert len(boxes) == 2, (name, answer)
         # Near the small drawing's boxes scaled up: one pixel there is 5.4 here, and the JPEG is read
-        # at an eighth of its size (8 pixels here); boxes in the decoded pixels would be 8 times too small.
+        # at a reduced scale; boxes in the decoded pixels would be that many times too small.
         np.testing.assert_allclose(boxes, expected, atol=24, err_msg=name)
+        # Each character's box is its digit's, in the same pixels.
+        assert [character["box"] for character in answer["characters"] if character["kind"] == "digit"] == boxes, name
 
 
 def test_read_takes_json_pixels_and_a_blank_image_reads_as_nothing(server, classifier):

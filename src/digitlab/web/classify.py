@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,42 +180,43 @@ def read_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CO
     """The number in one payload (`reading.read_number`) as JSON bytes; its RequestError raised.
 
     The boxes are in the pixels of the image sent (for JSON pixels: of the 28x28 grid)."""
-    try:
-        source, scale = (_pixels_from_json(data), (1.0, 1.0)) if kind == JSON else _decoded(data)
-        reading = read_number(classifier, source, min_confidence=min_confidence)
-    except (RequestError, ModelError):  # a ModelError is the model's failure, never the image's (500)
-        raise
-    except Exception as err:  # noqa: BLE001  (the client's image, as in `prepare_image_batch`)
-        if not isinstance(err, (ImageError, MemoryError)):
-            log.warning("reading an image failed unexpectedly", exc_info=err)
-        raise _image_error(err) from err
-    answer = reading.to_dict()
-    if scale != (1.0, 1.0):
-        for digit in answer["digits"]:
-            left, top, right, bottom = digit["box"]
-            digit["box"] = [math.floor(left * scale[0]), math.floor(top * scale[1]),
-                            math.ceil(right * scale[0]), math.ceil(bottom * scale[1])]
-    return orjson.dumps(answer)
+    def answer(source) -> tuple[dict, list[dict]]:
+        reading = read_number(classifier, source, min_confidence=min_confidence).to_dict()
+        return reading, [*reading["digits"], *reading.get("characters", ())]
+
+    return _answered(kind, data, answer, "reading")
 
 
 def look_one(classifier, kind: str, data, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bytes:
     """What is in one payload, one digit, a number or neither (`looking.look`), as JSON bytes; its
     RequestError raised. The boxes are in the pixels of the image sent (for JSON pixels: of the 28x28 grid)."""
+    def answer(source) -> tuple[dict, list[dict]]:
+        looked = look(classifier, source, min_confidence=min_confidence).to_dict(classifier.class_names)
+        return looked, [*looked["boxes"], *looked["reading"]["digits"], *looked["reading"].get("characters", ())]
+
+    return _answered(kind, data, answer, "looking at")
+
+
+def _answered(kind: str, data, answer: Callable[[Any], tuple[dict, list[dict]]], doing: str) -> bytes:
+    """`answer(source)` for one payload as JSON bytes, its boxes scaled to the pixels of the image sent.
+
+    `answer` gives the answer and the items in it whose "box" is in the decoded picture's pixels. The
+    client's image failing is a RequestError (422); a ModelError is the model's failure, never the image's."""
     try:
         source, scale = (_pixels_from_json(data), (1.0, 1.0)) if kind == JSON else _decoded(data)
-        answer = look(classifier, source, min_confidence=min_confidence).to_dict(classifier.class_names)
-    except (RequestError, ModelError):  # a ModelError is the model's failure, never the image's (500)
+        answered, boxed = answer(source)
+    except (RequestError, ModelError):
         raise
     except Exception as err:  # noqa: BLE001  (the client's image, as in `prepare_image_batch`)
         if not isinstance(err, (ImageError, MemoryError)):
-            log.warning("looking at an image failed unexpectedly", exc_info=err)
+            log.warning("%s an image failed unexpectedly", doing, exc_info=err)
         raise _image_error(err) from err
     if scale != (1.0, 1.0):
-        for digit in [*answer["boxes"], *answer["reading"]["digits"], *answer["reading"].get("characters", ())]:
-            left, top, right, bottom = digit["box"]
-            digit["box"] = [math.floor(left * scale[0]), math.floor(top * scale[1]),
-                            math.ceil(right * scale[0]), math.ceil(bottom * scale[1])]
-    return orjson.dumps(answer)
+        for item in boxed:
+            left, top, right, bottom = item["box"]
+            item["box"] = [math.floor(left * scale[0]), math.floor(top * scale[1]),
+                           math.ceil(right * scale[0]), math.ceil(bottom * scale[1])]
+    return orjson.dumps(answered)
 
 
 def _decoded(data) -> tuple[Any, tuple[float, float]]:
