@@ -36,6 +36,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import read_accuracy  # noqa: E402  (the latest finished run, found as it finds it)
+
 ROOT = Path(__file__).resolve().parents[1]
 # Far from the seeds training draws its lines and non-digits from (0, 1, 2, ...) and from read_accuracy's.
 DEFAULT_SEED = 2_000_003
@@ -59,7 +62,7 @@ def main() -> None:
     if arguments.model == "bundled":
         classifier, model = load_bundled_reader(), "the bundled reader"
     else:
-        model = arguments.model or _existing_run()
+        model = arguments.model or read_accuracy._existing_run()
         if model is None:
             sys.exit(f"no finished run under {ROOT / 'runs'}: train a reader (digitlab train --recipe reader), "
                      "or pass --model RUN_DIR or --model bundled")
@@ -155,16 +158,6 @@ def _share(part: int, whole: int) -> float | None:
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
-
-
-def _existing_run() -> Path | None:
-    from digitlab import runs
-    from digitlab.errors import RunFolderError
-
-    try:
-        return runs.latest_finished_run(ROOT / "runs")
-    except RunFolderError:
-        return None
 
 
 if __name__ == "__main__":

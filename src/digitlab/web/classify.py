@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from digitlab.errors import ImageError, ModelError
-from digitlab.inference.images import JPEG_DRAFT_SIZE, MNIST_SIZE, prepare_image_batch, read_image
+from digitlab.inference.images import MNIST_SIZE, draft_for_reading, prepare_image_batch, read_image
 from digitlab.inference.looking import look
 from digitlab.inference.reading import read_number
 from digitlab.inference.rejection import DEFAULT_MIN_CONFIDENCE, SEVERAL_DIGITS, check_min_confidence
@@ -156,10 +156,7 @@ def check_image_memory(data, max_bytes: int = MAX_IMAGE_BYTES) -> int:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is applied just below
             with Image.open(data) as header:  # the header only: no pixel decoded
                 width, height = header.size
-                if header.format == "JPEG" and header.mode in ("L", "RGB", "CMYK", "YCbCr"):
-                    # As read_image decodes it: at reduced scale, its longest side still JPEG_DRAFT_SIZE or more.
-                    shrink = max(1.0, max(header.size) / JPEG_DRAFT_SIZE)
-                    header.draft("L", (math.ceil(width / shrink), math.ceil(height / shrink)))
+                draft_for_reading(header)  # a big JPEG: the reduced scale read_image decodes it at
                 pixels = header.size[0] * header.size[1]
                 mode = "RGBA" if "transparency" in header.info else header.mode  # composited on white
                 turned = header.getexif().get(0x0112, 1) != 1  # a turned copy is made
